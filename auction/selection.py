@@ -1,0 +1,159 @@
+"""The fused hot-path kernel: gather, filter, relevance and GSP clearing in one numba call.
+
+numba charges a few microseconds per array argument at dispatch, so the exchange's
+in-memory index is packed into two int64 tables (``rows``, ``campaigns``) and the request
+into one int64 ``params`` vector; the kernel takes six arrays in all.
+
+``cand`` lists row indices, one entry per query token the row matched, so a row's number
+of occurrences is its match count. ``scratch`` (int32, one per row, zero on entry) counts
+them without allocating an R-sized array per request; the kernel zeroes each entry as it
+consumes it, so scratch is all zeros again on return and can be reused by the next call.
+
+Eligibility of a distinct row ``r`` (campaign slot ``c = rows[r, ROW_CAMPAIGN]``):
+``c >= 0``, campaign live, inside its flight (``start <= now < end``, 0 = open), product
+not excluded, ``bid >= reserve``, base quality >= 1 and, when the query has tokens, at
+least ``min_match`` of them matched. Relevance scales quality by the squared matched
+fraction, ``max(1, q * m * m // (nq * nq))`` with ``m = min(matched, nq)``, so rows
+matching more of the query rank higher without floating point. Row or campaign indices
+out of range are skipped rather than read, because numba does not bounds-check.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+from auction.clearing import OUT_INDEX, clear_core, clear_gsp
+
+ROW_CAMPAIGN = 0
+ROW_PRODUCT = 1
+ROW_BID = 2
+ROW_QUALITY = 3
+ROW_COLS = 4
+
+CAMP_LIVE = 0
+CAMP_START_MS = 1
+CAMP_END_MS = 2
+CAMP_ID = 3
+CAMP_COLS = 4
+
+P_NOW_MS = 0
+P_RESERVE = 1
+P_INCREMENT = 2
+P_SLOTS = 3
+P_SEED = 4
+P_EXCLUDE_PRODUCT = 5
+P_QUERY_TOKENS = 6
+P_MIN_MATCH = 7
+PARAMS_LEN = 8
+
+
+@njit(cache=True, nogil=True)
+def select_and_clear(
+    cand: npt.NDArray[np.int64],
+    rows: npt.NDArray[np.int64],
+    campaigns: npt.NDArray[np.int64],
+    params: npt.NDArray[np.int64],
+    scratch: npt.NDArray[np.int32],
+    out: npt.NDArray[np.int64],
+) -> int:
+    """Write ``(row index, price_micros)`` per winner into ``out``; return the count."""
+    n_rows = rows.shape[0]
+    n_camps = campaigns.shape[0]
+    n_cand = cand.shape[0]
+    if scratch.shape[0] < n_rows:
+        raise ValueError("scratch must have one int32 per row")
+
+    for j in range(n_cand):
+        r = cand[j]
+        if r >= 0 and r < n_rows:
+            scratch[r] += 1
+
+    now = params[P_NOW_MS]
+    reserve = params[P_RESERVE]
+    increment = params[P_INCREMENT]
+    n_slots = params[P_SLOTS]
+    seed = params[P_SEED]
+    exclude = params[P_EXCLUDE_PRODUCT]
+    nq = params[P_QUERY_TOKENS]
+    min_match = params[P_MIN_MATCH]
+    nq2 = nq * nq
+
+    bid = np.empty(n_cand, np.int64)
+    quality = np.empty(n_cand, np.int64)
+    camp_id = np.empty(n_cand, np.int64)
+    product = np.empty(n_cand, np.int64)
+    row_of = np.empty(n_cand, np.int64)
+    n = 0
+    for j in range(n_cand):
+        r = cand[j]
+        if r < 0 or r >= n_rows:
+            continue
+        matched = np.int64(scratch[r])
+        if matched == 0:
+            continue  # a repeat of a row already handled (and reset) earlier
+        scratch[r] = 0
+
+        slot = rows[r, ROW_CAMPAIGN]
+        if slot < 0 or slot >= n_camps:
+            continue
+        if campaigns[slot, CAMP_LIVE] != 1:
+            continue
+        start = campaigns[slot, CAMP_START_MS]
+        if start != 0 and now < start:
+            continue
+        end = campaigns[slot, CAMP_END_MS]
+        if end != 0 and now >= end:
+            continue
+        p = rows[r, ROW_PRODUCT]
+        if p == exclude:
+            continue
+        b = rows[r, ROW_BID]
+        if b < reserve:
+            continue
+        q = rows[r, ROW_QUALITY]
+        if q < 1:
+            continue
+        if nq > 0:
+            if matched < min_match:
+                continue
+            m = min(matched, nq)
+            q = max(np.int64(1), q * m * m // nq2)
+
+        cid = campaigns[slot, CAMP_ID]
+        bid[n] = b
+        quality[n] = q
+        camp_id[n] = cid
+        product[n] = p
+        row_of[n] = r
+        n += 1
+
+    # Tie keys are hashed lazily inside the clearing, only for the few candidates that
+    # need one (see clearing._key), so no key column is built here.
+    no_keys = np.empty(0, np.uint64)
+    n_win = clear_core(
+        bid, quality, camp_id, product, no_keys, True, seed, n, reserve, increment, n_slots, out
+    )
+    for w in range(n_win):
+        out[w, OUT_INDEX] = row_of[out[w, OUT_INDEX]]
+    return n_win
+
+
+def warm_up() -> None:
+    """Compile (or load from the on-disk cache) both kernels for the production types.
+
+    Called once at start-up so the first request does not pay ~1 s of compilation. The
+    dtypes and C-contiguous layouts here must match what the exchange passes, or numba
+    compiles another specialisation on first use.
+    """
+    i64 = np.int64
+    one = np.ones(1, i64)
+    out = np.zeros((1, 2), i64)
+    clear_gsp(one, one, one, one, np.ones(1, np.uint64), 0, 0, 1, out)
+    rows = np.array([[0, 1, 1, 1]], i64)
+    campaigns = np.array([[1, 0, 0, 1]], i64)
+    params = np.zeros(PARAMS_LEN, i64)
+    params[P_SLOTS] = 1
+    params[P_EXCLUDE_PRODUCT] = -1
+    select_and_clear(np.zeros(1, i64), rows, campaigns, params, np.zeros(1, np.int32), out)

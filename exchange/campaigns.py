@@ -1,0 +1,342 @@
+"""Campaigns: the API shapes (DESIGN.md contract), the stored record, validation, storage.
+
+The API speaks decimal strings for money and SKUs for products; the record speaks
+micro-units and product ids. A write stores the record and appends to the change feed,
+from which every worker patches its index.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+import redis.asyncio as aioredis
+
+from exchange import keys
+from exchange.catalog import Sku
+from exchange.errors import BadRequest, NotFound
+from exchange.money import MoneyError, format_micros, parse_micros
+
+Status = Literal["draft", "active", "paused", "ended", "archived"]
+Kind = Literal["sponsored_product", "display"]
+Pacing = Literal["even", "asap", "traffic_shaped"]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Keyword = Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
+Label = Annotated[str, msgspec.Meta(min_length=1, max_length=120)]
+MAX_PRODUCTS = 10_000
+MAX_BID_MICROS = 1_000_000_000  # 1000 currency units per click: a typo guard
+
+
+class Budget(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    daily: str
+    total: str | None = None
+
+
+class ProductBid(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    sku: Sku
+    bid: str
+
+
+class Segments(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    include: list[Label] = []
+    exclude: list[Label] = []
+
+
+class Targeting(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    keywords: list[Keyword] = []
+    categories: list[Label] = []
+    segments: Segments = msgspec.field(default_factory=Segments)
+    stores: list[Label] = []
+
+
+class FrequencyCap(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    impressions: Annotated[int, msgspec.Meta(ge=1, le=1000)]
+    per: Literal["hour", "day", "week"]
+
+
+class Schedule(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+class CampaignIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    name: Name
+    kind: Kind = "sponsored_product"
+    status: Status = "draft"
+    budget: Budget
+    pacing: Pacing = "even"
+    products: Annotated[list[ProductBid], msgspec.Meta(max_length=MAX_PRODUCTS)] = []
+    targeting: Targeting = msgspec.field(default_factory=Targeting)
+    frequency_cap: FrequencyCap | None = None
+    suppress_purchased_days: Annotated[int, msgspec.Meta(ge=0, le=3650)] = 7
+    schedule: Schedule | None = None
+
+
+class CampaignPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Partial update: only the fields present change; the result is validated whole."""
+
+    name: Name | msgspec.UnsetType = msgspec.UNSET
+    status: Status | msgspec.UnsetType = msgspec.UNSET
+    budget: Budget | msgspec.UnsetType = msgspec.UNSET
+    pacing: Pacing | msgspec.UnsetType = msgspec.UNSET
+    products: Annotated[list[ProductBid], msgspec.Meta(max_length=MAX_PRODUCTS)] | (
+        msgspec.UnsetType
+    ) = msgspec.UNSET
+    targeting: Targeting | msgspec.UnsetType = msgspec.UNSET
+    frequency_cap: FrequencyCap | msgspec.UnsetType | None = msgspec.UNSET
+    suppress_purchased_days: Annotated[int, msgspec.Meta(ge=0, le=3650)] | (
+        msgspec.UnsetType
+    ) = msgspec.UNSET
+    schedule: Schedule | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class BidRecord(msgspec.Struct, array_like=True, frozen=True):
+    sku: str
+    pid: int
+    bid_micros: int
+
+
+class CampaignRecord(msgspec.Struct, kw_only=True):
+    """As stored in Redis (msgpack) and held by the index."""
+
+    id: int
+    advertiser_id: int
+    name: str
+    kind: Kind
+    status: Status
+    daily_budget_micros: int
+    total_budget_micros: int  # 0 = no lifetime limit
+    pacing: Pacing
+    bids: list[BidRecord]
+    keywords: list[str] = []
+    categories: list[str] = []
+    segments_include: list[str] = []
+    segments_exclude: list[str] = []
+    stores: list[str] = []
+    frequency_cap: FrequencyCap | None = None
+    suppress_purchased_days: int = 7
+    start_ms: int = 0
+    end_ms: int = 0
+    created_ms: int = 0
+    updated_ms: int = 0
+    version: int = 1
+
+
+class Spend(msgspec.Struct, kw_only=True):
+    today: str
+    total: str
+
+
+class CampaignOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    id: str
+    advertiser_id: str
+    name: str
+    kind: Kind
+    status: Status
+    budget: Budget
+    pacing: Pacing
+    products: list[ProductBid]
+    targeting: Targeting
+    frequency_cap: FrequencyCap | None = None
+    suppress_purchased_days: int
+    schedule: Schedule | None = None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    spend: Spend
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(CampaignRecord)
+
+
+def encode_record(record: CampaignRecord) -> bytes:
+    return _encoder.encode(record)
+
+
+def decode_record(data: bytes) -> CampaignRecord:
+    return _decoder.decode(data)
+
+
+def public_id(campaign_id: int) -> str:
+    return f"cmp_{campaign_id}"
+
+
+def parse_public_id(text: str) -> int | None:
+    if text.startswith("cmp_") and text[4:].isdigit() and len(text) < 24:
+        return int(text[4:])
+    return None
+
+
+def _ms(value: datetime | None, field: str) -> int:
+    if value is None:
+        return 0
+    if value.tzinfo is None:
+        raise BadRequest("datetime needs a time zone offset (e.g. Z)", field=field)
+    return int(value.timestamp() * 1000)
+
+
+def _money(text: str, field: str, *, positive: bool = True) -> int:
+    try:
+        micros = parse_micros(text)
+    except MoneyError as exc:
+        raise BadRequest(str(exc), field=field) from exc
+    if positive and micros <= 0:
+        raise BadRequest("must be greater than zero", field=field)
+    return micros
+
+
+def build_record(
+    body: CampaignIn,
+    *,
+    campaign_id: int,
+    advertiser_id: int,
+    pids: dict[str, int],
+    created_ms: int,
+    version: int,
+) -> CampaignRecord:
+    """Validate ``body`` as a whole and turn it into a record (``pids``: sku -> pid)."""
+    daily = _money(body.budget.daily, "budget.daily")
+    total = 0 if body.budget.total is None else _money(body.budget.total, "budget.total")
+    if total and total < daily:
+        raise BadRequest("total budget is below the daily budget", field="budget.total")
+    if body.kind == "sponsored_product" and body.status == "active" and not body.products:
+        raise BadRequest("an active sponsored_product campaign needs products", field="products")
+    bids: list[BidRecord] = []
+    seen: set[str] = set()
+    for i, pb in enumerate(body.products):
+        if pb.sku in seen:
+            raise BadRequest(f"sku {pb.sku!r} listed twice", field=f"products[{i}].sku")
+        seen.add(pb.sku)
+        pid = pids.get(pb.sku)
+        if pid is None:
+            raise BadRequest(f"unknown sku {pb.sku!r}", field=f"products[{i}].sku")
+        bid = _money(pb.bid, f"products[{i}].bid")
+        if bid > MAX_BID_MICROS:
+            raise BadRequest("bid above the maximum of 1000.00", field=f"products[{i}].bid")
+        bids.append(BidRecord(pb.sku, pid, bid))
+    start_ms = _ms(body.schedule.start if body.schedule else None, "schedule.start")
+    end_ms = _ms(body.schedule.end if body.schedule else None, "schedule.end")
+    if start_ms and end_ms and end_ms <= start_ms:
+        raise BadRequest("schedule ends before it starts", field="schedule.end")
+    t = body.targeting
+    return CampaignRecord(
+        id=campaign_id,
+        advertiser_id=advertiser_id,
+        name=body.name,
+        kind=body.kind,
+        status=body.status,
+        daily_budget_micros=daily,
+        total_budget_micros=total,
+        pacing=body.pacing,
+        bids=bids,
+        keywords=list(dict.fromkeys(k.strip().lower() for k in t.keywords if k.strip())),
+        categories=list(dict.fromkeys(t.categories)),
+        segments_include=list(dict.fromkeys(t.segments.include)),
+        segments_exclude=list(dict.fromkeys(t.segments.exclude)),
+        stores=list(dict.fromkeys(t.stores)),
+        frequency_cap=body.frequency_cap,
+        suppress_purchased_days=body.suppress_purchased_days,
+        start_ms=start_ms,
+        end_ms=end_ms,
+        created_ms=created_ms,
+        updated_ms=int(time.time() * 1000),
+        version=version,
+    )
+
+
+def _dt(ms: int) -> datetime | None:
+    from datetime import UTC
+
+    return datetime.fromtimestamp(ms / 1000, tz=UTC) if ms else None
+
+
+def to_input(record: CampaignRecord) -> CampaignIn:
+    """The record as the API body that would create it (base for PATCH)."""
+    start, end = _dt(record.start_ms), _dt(record.end_ms)
+    return CampaignIn(
+        name=record.name,
+        kind=record.kind,
+        status=record.status,
+        budget=Budget(
+            daily=format_micros(record.daily_budget_micros),
+            total=format_micros(record.total_budget_micros) if record.total_budget_micros else None,
+        ),
+        pacing=record.pacing,
+        products=[ProductBid(sku=b.sku, bid=format_micros(b.bid_micros)) for b in record.bids],
+        targeting=Targeting(
+            keywords=record.keywords,
+            categories=record.categories,
+            segments=Segments(include=record.segments_include, exclude=record.segments_exclude),
+            stores=record.stores,
+        ),
+        frequency_cap=record.frequency_cap,
+        suppress_purchased_days=record.suppress_purchased_days,
+        schedule=Schedule(start=start, end=end) if (start or end) else None,
+    )
+
+
+def apply_patch(base: CampaignIn, patch: CampaignPatch) -> CampaignIn:
+    changes = {
+        f: getattr(patch, f)
+        for f in patch.__struct_fields__
+        if getattr(patch, f) is not msgspec.UNSET
+    }
+    return msgspec.structs.replace(base, **changes)
+
+
+def to_out(record: CampaignRecord, spend_today: int, spend_total: int) -> CampaignOut:
+    body = to_input(record)
+    created = _dt(record.created_ms) or _dt(1)
+    updated = _dt(record.updated_ms) or created
+    assert created is not None and updated is not None
+    return CampaignOut(
+        id=public_id(record.id),
+        advertiser_id=f"adv_{record.advertiser_id}",
+        name=body.name,
+        kind=body.kind,
+        status=body.status,
+        budget=body.budget,
+        pacing=body.pacing,
+        products=body.products,
+        targeting=body.targeting,
+        frequency_cap=body.frequency_cap,
+        suppress_purchased_days=body.suppress_purchased_days,
+        schedule=body.schedule,
+        created_at=created,
+        updated_at=updated,
+        version=record.version,
+        spend=Spend(today=format_micros(spend_today), total=format_micros(spend_total)),
+    )
+
+
+async def load(client: aioredis.Redis, campaign_id: int) -> CampaignRecord | None:
+    data = await client.get(keys.campaign(campaign_id))
+    return decode_record(data) if data else None
+
+
+async def load_owned(
+    client: aioredis.Redis, campaign_id: int | None, advertiser_id: int
+) -> CampaignRecord:
+    """The campaign if it exists and belongs to the advertiser; 404 otherwise (no leak)."""
+    record = await load(client, campaign_id) if campaign_id is not None else None
+    if record is None or record.advertiser_id != advertiser_id:
+        raise NotFound("campaign not found")
+    return record
+
+
+async def load_many(client: aioredis.Redis, ids: list[int]) -> list[CampaignRecord]:
+    out: list[CampaignRecord] = []
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        for data in await client.mget([keys.campaign(i) for i in chunk]):
+            if data:
+                out.append(decode_record(data))
+    return out
+
+
+async def load_all(client: aioredis.Redis) -> list[CampaignRecord]:
+    ids = sorted(int(i) for i in await client.smembers(keys.CAMPAIGN_IDS))
+    return await load_many(client, ids)

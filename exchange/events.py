@@ -1,0 +1,127 @@
+"""The event log: one versioned schema for every event, and the write-behind queue.
+
+Wins are produced on the hot path and must never wait for Redis: the hot path appends
+a tuple to an in-process bounded queue, and a background task encodes and writes them
+to the ``ex:events`` stream in pipelined batches every ``event_flush_ms``. Billed events
+(impressions, clicks) are not queued: they are written by the ledger's Lua script in
+the same atomic step that moves the money, so the ledger always equals the log.
+Shutdown drains the queue before Redis is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from typing import Literal
+
+import msgspec
+import redis.asyncio as aioredis
+
+SCHEMA_VERSION = 1
+EventType = Literal["win", "impression", "click", "invalid"]
+log = logging.getLogger("endcap.events")
+
+
+class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
+    v: int = SCHEMA_VERSION
+    id: str                       # unique: impression id hex + ":" + type letter
+    type: EventType
+    ts: int                       # ms since epoch
+    request_id: str = ""
+    placement: str = ""
+    campaign_id: int = 0
+    sku: str = ""
+    price_micros: int = 0
+    slot: int = -1
+    shopper_id: str = ""
+    reason: str = ""              # invalid events: why
+
+
+encoder = msgspec.json.Encoder()
+decoder = msgspec.json.Decoder(Event)
+
+# A queued win: (id, ts, request_id, placement, campaign_id, sku, price_micros, slot, shopper)
+WinTuple = tuple[str, int, str, str, int, str, int, int, str]
+
+
+class EventLog:
+    """Bounded write-behind queue in front of the ``ex:events`` stream."""
+
+    def __init__(
+        self, client: aioredis.Redis, *, stream: str, maxlen: int, flush_ms: int, queue_max: int
+    ) -> None:
+        self._client = client
+        self._stream = stream
+        self._maxlen = maxlen
+        self._interval = flush_ms / 1000
+        self._queue: deque[WinTuple | Event] = deque()
+        self._queue_max = queue_max
+        self._task: asyncio.Task[None] | None = None
+        self.written = 0
+        self.dropped = 0
+        self.failures = 0
+
+    def add_win(self, win: WinTuple) -> None:
+        if len(self._queue) >= self._queue_max:
+            self.dropped += 1
+            return
+        self._queue.append(win)
+
+    def add(self, event: Event) -> None:
+        if len(self._queue) >= self._queue_max:
+            self.dropped += 1
+            return
+        self._queue.append(event)
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="event-log")
+
+    async def _run(self) -> None:
+        # A plain sleep, not wait_for: on 3.11 wait_for can swallow a cancellation that
+        # races its timeout, and shutdown would then hang.
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.flush()
+            except Exception:  # keep the loop alive; Redis may come back
+                self.failures += 1
+                log.exception("event flush failed; %d events pending", len(self._queue))
+                await asyncio.sleep(min(1.0, self._interval * 10))
+
+    async def flush(self, batch: int = 2000) -> None:
+        while self._queue:
+            n = min(batch, len(self._queue))
+            items = [self._queue.popleft() for _ in range(n)]
+            pipe = self._client.pipeline(transaction=False)
+            for item in items:
+                data = encoder.encode(item if isinstance(item, Event) else _win(item))
+                pipe.xadd(self._stream, {"e": data}, maxlen=self._maxlen, approximate=True)
+            try:
+                await pipe.execute()
+            except Exception:
+                # Put them back in order; they are retried on the next flush.
+                self._queue.extendleft(reversed(items))
+                raise
+            self.written += n
+
+    async def close(self) -> None:
+        """Stop the background task and write out everything still queued."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+
+
+def _win(t: WinTuple) -> Event:
+    return Event(
+        id=t[0], type="win", ts=t[1], request_id=t[2], placement=t[3], campaign_id=t[4],
+        sku=t[5], price_micros=t[6], slot=t[7], shopper_id=t[8],
+    )

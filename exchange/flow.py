@@ -1,0 +1,194 @@
+"""The ad request, top to bottom: the one path that must be fast.
+
+``AdServer.serve`` takes the raw body and returns the raw response; it never awaits.
+Retrieval reads the in-memory index, one fused numba call filters and clears the
+auction, each winning ad gets one signed token (shared by its impression and click
+URLs), and the wins go to the event log's write-behind queue.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable
+
+import msgspec
+import numpy as np
+
+from auction.selection import (
+    CAMP_ID,
+    P_EXCLUDE_PRODUCT,
+    P_INCREMENT,
+    P_MIN_MATCH,
+    P_NOW_MS,
+    P_QUERY_TOKENS,
+    P_RESERVE,
+    P_SEED,
+    P_SLOTS,
+    PARAMS_LEN,
+    ROW_CAMPAIGN,
+    ROW_PRODUCT,
+    select_and_clear,
+)
+from exchange.adrequest import Ad, AdResponse, ProductCard, decoder, encoder
+from exchange.errors import ApiError, BadRequest
+from exchange.events import EventLog
+from exchange.index import Index
+from exchange.metrics import AdStats
+from exchange.money import format_micros
+from exchange.responses import field_of
+from exchange.settings import Placement
+from fraud.signature import KIND_SPONSORED_PRODUCT, AdToken, TokenSigner, new_imp_id
+
+_EMPTY = np.zeros(0, dtype=np.int64)
+
+
+class AdServer:
+    def __init__(
+        self,
+        *,
+        index: Callable[[], Index],
+        placements: dict[str, Placement],
+        signer: TokenSigner,
+        events: EventLog,
+        stats: AdStats,
+        min_increment_micros: int,
+        max_slots: int,
+    ) -> None:
+        self._index = index
+        self._placements = placements
+        self._placement_no = {pid: i for i, pid in enumerate(placements)}
+        self._signer = signer
+        self._events = events
+        self._stats = stats
+        self._increment = min_increment_micros
+        self._max_slots = max_slots
+        self._params = np.zeros(PARAMS_LEN, dtype=np.int64)
+        self._out = np.zeros((max(max_slots, max(p.slots for p in placements.values())), 2),
+                             dtype=np.int64)
+        self._cards: dict[int, ProductCard] = {}
+        self._cards_version = -1
+
+    def decode(self, body: bytes) -> msgspec.Struct:
+        try:
+            return decoder.decode(body)
+        except msgspec.ValidationError as exc:
+            raise BadRequest(str(exc), field=field_of(exc)) from None
+        except msgspec.DecodeError as exc:
+            raise BadRequest(f"malformed JSON: {exc}", code="malformed_json") from None
+
+    def serve(self, body: bytes, base_url: str) -> bytes:
+        started = time.perf_counter()
+        placement_id = "?"
+        try:
+            req = self.decode(body)
+            placement = self._placements.get(req.placement)
+            if placement is None:
+                raise BadRequest(f"unknown placement {req.placement!r}", field="placement",
+                                 code="unknown_placement")
+            placement_id = placement.id
+            if req.page.type != placement.page_type:
+                raise BadRequest(
+                    f"placement {placement.id!r} is for {placement.page_type} pages",
+                    field="page.type",
+                )
+            request_id = req.request_id or new_imp_id().hex()
+            ads = self._auction(req, placement, request_id, base_url)
+            out = encoder.encode(AdResponse(request_id=request_id, ads=ads))
+        except ApiError:
+            self._stats.request(placement_id, "rejected", time.perf_counter() - started)
+            raise
+        self._stats.request(placement_id, "ok", time.perf_counter() - started)
+        return out
+
+    def _auction(self, req: msgspec.Struct, placement: Placement, request_id: str,
+                 base_url: str) -> list[Ad]:
+        index = self._index()
+        page = req.page
+        params = self._params
+        exclude = -1
+        n_tokens = 0
+        cand = _EMPTY
+        if placement.kind != "sponsored_product":
+            cand = _EMPTY  # display campaigns and DSPs are not wired in yet
+        elif page.type == "search":
+            if not page.query or not page.query.strip():
+                raise BadRequest("a search page needs a query", field="page.query")
+            cand, n_tokens = index.query_candidates(page.query)
+        elif page.type == "product":
+            if not page.sku:
+                raise BadRequest("a product page needs a sku", field="page.sku")
+            pid = index.sku_to_pid.get(page.sku)
+            if pid is not None:
+                exclude = pid
+                category = index.product_category(pid)
+                if category is not None:
+                    cand = index.category_candidates(category)
+        elif page.type == "category":
+            if not page.category:
+                raise BadRequest("a category page needs a category", field="page.category")
+            cand = index.category_candidates(page.category)
+        n_slots = min(req.slots or placement.slots, placement.slots, self._max_slots)
+        n = 0
+        if len(cand):
+            params[P_NOW_MS] = time.time_ns() // 1_000_000
+            params[P_RESERVE] = placement.floor_micros
+            params[P_INCREMENT] = self._increment
+            params[P_SLOTS] = n_slots
+            params[P_SEED] = zlib.crc32(request_id.encode())
+            params[P_EXCLUDE_PRODUCT] = exclude
+            params[P_QUERY_TOKENS] = n_tokens
+            params[P_MIN_MATCH] = (n_tokens + 1) // 2
+            n = select_and_clear(cand, index.rows, index.campaigns, params, index.scratch,
+                                 self._out)
+        self._stats.auction(placement.id, n)
+        if not n:
+            return []
+        return self._ads(index, req, placement, request_id, base_url, n)
+
+    def _card(self, index: Index, pid: int) -> ProductCard:
+        if self._cards_version != index.version:
+            self._cards.clear()
+            self._cards_version = index.version
+        card = self._cards.get(pid)
+        if card is None:
+            p = index.products[pid]
+            card = self._cards[pid] = ProductCard(
+                title=p.title, brand=p.brand, price=format_micros(p.price_micros),
+                image_url=p.image_url,
+            )
+        return card
+
+    def _ads(self, index: Index, req: msgspec.Struct, placement: Placement, request_id: str,
+             base_url: str, n: int) -> list[Ad]:
+        now_ms = time.time_ns() // 1_000_000
+        now_s = now_ms // 1000
+        expires = now_s + self._signer.ttl_s
+        placement_no = self._placement_no[placement.id]
+        shopper = ""
+        if req.shopper is not None:
+            shopper = req.shopper.loyalty_id or req.shopper.id or ""
+        rows, out, sign, add_win = index.rows, self._out, self._signer.sign, self._events.add_win
+        ads: list[Ad] = []
+        for slot in range(n):
+            row = int(out[slot, 0])
+            price = int(out[slot, 1])
+            camp_slot = int(rows[row, ROW_CAMPAIGN])
+            pid = int(rows[row, ROW_PRODUCT])
+            campaign_id = int(index.campaigns[camp_slot, CAMP_ID])
+            imp_id = new_imp_id()
+            token = sign(AdToken(imp_id, campaign_id, pid, price, slot, placement_no,
+                                 KIND_SPONSORED_PRODUCT, now_s, expires))
+            sku = index.products[pid].sku
+            ads.append(Ad(
+                slot=slot,
+                kind="sponsored_product",
+                campaign_id=index.campaign_public_ids[camp_slot],
+                sku=sku,
+                product=self._card(index, pid),
+                impression_url=f"{base_url}/t/i/{token}",
+                click_url=f"{base_url}/t/c/{token}",
+            ))
+            add_win((imp_id.hex(), now_ms, request_id, placement.id, campaign_id, sku, price,
+                     slot, shopper))
+        return ads

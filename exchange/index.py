@@ -1,0 +1,295 @@
+"""The in-memory auction index: what the hot path reads instead of Redis.
+
+Rows are (campaign, product) bid lines in one int64 array laid out for the fused
+kernel (``auction.selection``): campaign slot, product id, bid, base quality. Campaigns
+are a second int64 array (live flag, schedule, public id). Retrieval is by posting
+lists: match token -> rows, category path -> rows, cached as numpy arrays.
+
+Changes are patches, not rebuilds: a changed campaign kills its old rows (campaign
+slot -1; the kernel skips them) and appends new ones; only the posting lists the new
+rows touch are re-materialised, lazily, on their next use. Dead rows are reclaimed by
+an occasional full rebuild (``needs_compaction``) done off the event loop and swapped
+in whole, so a request always sees one consistent snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from auction.selection import (
+    CAMP_END_MS,
+    CAMP_ID,
+    CAMP_LIVE,
+    CAMP_START_MS,
+    ROW_BID,
+    ROW_CAMPAIGN,
+    ROW_PRODUCT,
+    ROW_QUALITY,
+)
+from exchange.campaigns import CampaignRecord, public_id
+from exchange.catalog import ProductRecord
+from exchange.tokenizer import category_path, tokens
+
+_EMPTY = np.zeros(0, dtype=np.int64)
+_QUERY_CACHE_MAX = 20_000
+
+
+@dataclass(slots=True)
+class _Postings:
+    """A growable posting list with a lazily rebuilt numpy view."""
+
+    rows: list[int] = field(default_factory=list)
+    array: np.ndarray | None = None
+
+    def add(self, row: int) -> None:
+        self.rows.append(row)
+        self.array = None
+
+    def view(self) -> np.ndarray:
+        if self.array is None:
+            self.array = np.asarray(self.rows, dtype=np.int64)
+        return self.array
+
+
+class Index:
+    def __init__(self, row_capacity: int = 1024, campaign_capacity: int = 256) -> None:
+        self.rows = np.zeros((row_capacity, 4), dtype=np.int64)
+        self.n_rows = 0
+        self.dead_rows = 0
+        self.campaigns = np.zeros((campaign_capacity, 4), dtype=np.int64)
+        self.n_campaigns = 0
+        self.scratch = np.zeros(row_capacity, dtype=np.int32)
+        self.products: dict[int, ProductRecord] = {}
+        self.sku_to_pid: dict[str, int] = {}
+        self._product_tokens: dict[int, list[str]] = {}
+        self._product_cats: dict[int, list[str]] = {}
+        self.campaign_slot: dict[int, int] = {}
+        self.campaign_records: list[CampaignRecord | None] = []
+        self.campaign_public_ids: list[str] = []
+        self._campaign_rows: list[list[int]] = []
+        self._product_rows: dict[int, list[int]] = {}
+        self._by_token: dict[str, _Postings] = {}
+        self._by_category: dict[str, _Postings] = {}
+        self._query_cache: dict[str, tuple[np.ndarray, int]] = {}
+        self.exhausted_day: dict[int, str] = {}   # campaign id -> business day spent out
+        self.exhausted_total: set[int] = set()
+        self.today = ""
+        self.version = 0
+
+    # ---- building -------------------------------------------------------------------
+
+    @classmethod
+    def build(
+        cls,
+        products: Iterable[ProductRecord],
+        campaigns: Sequence[CampaignRecord],
+        *,
+        today: str,
+        exhausted_day: Iterable[int] = (),
+        exhausted_total: Iterable[int] = (),
+    ) -> Index:
+        n_bids = sum(len(c.bids) for c in campaigns)
+        index = cls(row_capacity=max(1024, n_bids + n_bids // 4),
+                    campaign_capacity=max(256, len(campaigns) + 64))
+        index.today = today
+        index.exhausted_day = {cid: today for cid in exhausted_day}
+        index.exhausted_total = set(exhausted_total)
+        index.upsert_products(products)
+        for record in campaigns:
+            index.upsert_campaign(record)
+        return index
+
+    def _grow_rows(self, need: int) -> None:
+        cap = self.rows.shape[0]
+        if need <= cap:
+            return
+        new_cap = max(need, cap * 2)
+        rows = np.zeros((new_cap, 4), dtype=np.int64)
+        rows[: self.n_rows] = self.rows[: self.n_rows]
+        self.rows = rows
+        self.scratch = np.zeros(new_cap, dtype=np.int32)
+
+    def _campaign_slot_for(self, campaign_id: int) -> int:
+        slot = self.campaign_slot.get(campaign_id)
+        if slot is not None:
+            return slot
+        slot = self.n_campaigns
+        if slot >= self.campaigns.shape[0]:
+            grown = np.zeros((self.campaigns.shape[0] * 2, 4), dtype=np.int64)
+            grown[:slot] = self.campaigns[:slot]
+            self.campaigns = grown
+        self.n_campaigns += 1
+        self.campaign_slot[campaign_id] = slot
+        self.campaign_records.append(None)
+        self.campaign_public_ids.append(public_id(campaign_id))
+        self._campaign_rows.append([])
+        return slot
+
+    # ---- patches --------------------------------------------------------------------
+
+    def upsert_products(self, records: Iterable[ProductRecord]) -> None:
+        touched: set[int] = set()
+        for p in records:
+            old = self.products.get(p.pid)
+            self.products[p.pid] = p
+            self.sku_to_pid[p.sku] = p.pid
+            toks = tokens(" ".join((p.title, p.brand, p.category.split(">")[-1], *p.keywords)))
+            cats = category_path(p.category)
+            if old is not None and (
+                toks != self._product_tokens.get(p.pid)
+                or cats != self._product_cats.get(p.pid)
+                or old.quality_ppm != p.quality_ppm
+            ):
+                touched.add(p.pid)
+            self._product_tokens[p.pid] = toks
+            self._product_cats[p.pid] = cats
+        # Rows of a product whose text or category changed are re-indexed.
+        campaigns = {self.rows[r, ROW_CAMPAIGN] for pid in touched
+                     for r in self._product_rows.get(pid, ())}
+        for slot in campaigns:
+            if slot >= 0 and (record := self.campaign_records[int(slot)]) is not None:
+                self.upsert_campaign(record)
+        self._changed()
+
+    def upsert_campaign(self, record: CampaignRecord) -> None:
+        slot = self._campaign_slot_for(record.id)
+        self._kill_rows(slot)
+        self.campaign_records[slot] = record
+        camp = self.campaigns[slot]
+        camp[CAMP_START_MS] = record.start_ms
+        camp[CAMP_END_MS] = record.end_ms
+        camp[CAMP_ID] = record.id
+        camp[CAMP_LIVE] = self._is_live(record)
+        kw_tokens = [t for kw in record.keywords for t in tokens(kw)]
+        target_cats = [c for cat in record.categories for c in category_path(cat)]
+        bids = [b for b in record.bids if b.pid in self.products]
+        self._grow_rows(self.n_rows + len(bids))
+        new_rows = self._campaign_rows[slot]
+        for b in bids:
+            r = self.n_rows
+            self.n_rows += 1
+            product = self.products[b.pid]
+            self.rows[r, ROW_CAMPAIGN] = slot
+            self.rows[r, ROW_PRODUCT] = b.pid
+            self.rows[r, ROW_BID] = b.bid_micros
+            self.rows[r, ROW_QUALITY] = product.quality_ppm
+            new_rows.append(r)
+            self._product_rows.setdefault(b.pid, []).append(r)
+            for tok in dict.fromkeys((*self._product_tokens[b.pid], *kw_tokens)):
+                self._postings(self._by_token, tok).add(r)
+            for cat in dict.fromkeys((*self._product_cats[b.pid], *target_cats)):
+                self._postings(self._by_category, cat).add(r)
+        self._changed()
+
+    def _kill_rows(self, slot: int) -> None:
+        old = self._campaign_rows[slot]
+        if old:
+            self.rows[old, ROW_CAMPAIGN] = -1
+            for r in old:
+                pid = int(self.rows[r, ROW_PRODUCT])
+                rows = self._product_rows.get(pid)
+                if rows is not None:
+                    rows.remove(r)
+            self.dead_rows += len(old)
+            self._campaign_rows[slot] = []
+
+    @staticmethod
+    def _postings(table: dict[str, _Postings], key: str) -> _Postings:
+        postings = table.get(key)
+        if postings is None:
+            postings = table[key] = _Postings()
+        return postings
+
+    def _is_live(self, record: CampaignRecord) -> int:
+        return int(
+            record.status == "active"
+            and record.kind == "sponsored_product"
+            and record.id not in self.exhausted_total
+            and self.exhausted_day.get(record.id) != self.today
+        )
+
+    def set_exhausted(self, campaign_id: int, *, day: str | None, total: bool) -> None:
+        if total:
+            self.exhausted_total.add(campaign_id)
+        elif day is not None:
+            self.exhausted_day[campaign_id] = day
+        else:
+            self.exhausted_total.discard(campaign_id)
+            self.exhausted_day.pop(campaign_id, None)
+        self._refresh(campaign_id)
+
+    def roll_day(self, today: str) -> None:
+        """A new business day: daily budgets are available again."""
+        if today == self.today:
+            return
+        self.today = today
+        self.exhausted_day = {c: d for c, d in self.exhausted_day.items() if d == today}
+        for cid in self.campaign_slot:
+            self._refresh(cid)
+
+    def _refresh(self, campaign_id: int) -> None:
+        slot = self.campaign_slot.get(campaign_id)
+        if slot is not None and (record := self.campaign_records[slot]) is not None:
+            self.campaigns[slot, CAMP_LIVE] = self._is_live(record)
+
+    def _changed(self) -> None:
+        self.version += 1
+        self._query_cache.clear()
+
+    @property
+    def needs_compaction(self) -> bool:
+        return self.dead_rows > 50_000 and self.dead_rows > self.n_rows // 3
+
+    def live_campaigns(self) -> list[CampaignRecord]:
+        return [r for r in self.campaign_records if r is not None]
+
+    # ---- retrieval (hot path) ---------------------------------------------------------
+
+    def query_candidates(self, query: str) -> tuple[np.ndarray, int]:
+        """Rows matching any query token (a row repeats once per token) and the token count."""
+        cached = self._query_cache.get(query)
+        if cached is not None:
+            return cached
+        toks = tokens(query)
+        arrays = [p.view() for t in toks if (p := self._by_token.get(t)) is not None]
+        if not arrays:
+            found = (_EMPTY, len(toks))
+        elif len(arrays) == 1:
+            found = (arrays[0], len(toks))
+        else:
+            found = (np.concatenate(arrays), len(toks))
+        if len(self._query_cache) >= _QUERY_CACHE_MAX:
+            self._query_cache.clear()
+        self._query_cache[query] = found
+        return found
+
+    def category_candidates(self, category: str) -> np.ndarray:
+        path = category_path(category)
+        if not path:
+            return _EMPTY
+        postings = self._by_category.get(path[-1])
+        return postings.view() if postings is not None else _EMPTY
+
+    def product_tokens(self, pid: int) -> list[str]:
+        return self._product_tokens.get(pid, [])
+
+    def product_categories(self, pid: int) -> list[str]:
+        return self._product_cats.get(pid, [])
+
+    def product_category(self, pid: int) -> str | None:
+        cats = self._product_cats.get(pid)
+        return cats[-1] if cats else None
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "products": len(self.products),
+            "campaigns": self.n_campaigns,
+            "rows": self.n_rows - self.dead_rows,
+            "dead_rows": self.dead_rows,
+            "tokens": len(self._by_token),
+            "categories": len(self._by_category),
+            "bytes": int(self.rows.nbytes + self.campaigns.nbytes + self.scratch.nbytes),
+        }

@@ -1,0 +1,41 @@
+"""Redis key names owned by ``exchange/`` (prefix ``ex:``); see docs/redis-keys.md.
+
+Other packages own their own prefixes (``pc:`` pacing). Keys are built only here.
+"""
+
+from __future__ import annotations
+
+SEQ_ADVERTISER = "ex:seq:advertiser"
+SEQ_CAMPAIGN = "ex:seq:campaign"
+SEQ_PRODUCT = "ex:seq:product"
+
+ADVERTISERS = "ex:advertisers"            # hash: advertiser id -> msgpack AdvertiserRecord
+API_KEYS = "ex:apikeys"                   # hash: sha256(api key) hex -> advertiser id
+
+PRODUCT_IDS = "ex:cat:pid"                # hash: sku -> product id (int, dense from 1)
+PRODUCTS = "ex:cat:products"              # hash: product id -> msgpack ProductRecord
+
+CAMPAIGN_IDS = "ex:cmp:ids"               # set of campaign ids
+CHANGES = "ex:changes"                    # stream: index change feed tailed by every worker
+EVENTS = "ex:events"                      # stream: win/impression/click/invalid events
+DEMO_MARKER = "ex:demo"                   # hash: what the demo loader put in the store
+
+
+def campaign(campaign_id: int) -> str:
+    """msgpack CampaignRecord of one campaign."""
+    return f"ex:cmp:{campaign_id}"
+
+
+def advertiser_campaigns(advertiser_id: int) -> str:
+    """set of the advertiser's campaign ids."""
+    return f"ex:adv:{advertiser_id}:cmps"
+
+
+def stock(store_id: str) -> str:
+    """packed little-endian uint16 quantities indexed by product id (SETRANGE per update)."""
+    return f"ex:stock:{store_id}"
+
+
+def shopper_segments(shopper_id: str) -> str:
+    """set of the shopper's loyalty segment names."""
+    return f"ex:shp:{shopper_id}:seg"

@@ -1,0 +1,28 @@
+"""Beacons: ``/t/i/{token}`` answers 204, ``/t/c/{token}`` redirects; never an error page,
+whatever the token (invalid ones are recorded, not billed, and answered the same)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from exchange.routes.ops import _rt
+
+_NO_STORE = {"cache-control": "no-store"}
+
+
+async def impression(request: Request) -> Response:
+    await _rt(request).tracker.impression(request.path_params["token"])
+    return Response(status_code=204, headers=_NO_STORE)
+
+
+async def click(request: Request) -> Response:
+    location = await _rt(request).tracker.click(request.path_params["token"])
+    return RedirectResponse(location, status_code=302, headers=_NO_STORE)
+
+
+routes = [
+    Route("/t/i/{token}", impression, methods=["GET"]),
+    Route("/t/c/{token}", click, methods=["GET"]),
+]

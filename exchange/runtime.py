@@ -1,0 +1,176 @@
+"""One worker's running service: the parts, wired, started and stopped in order.
+
+Start: Redis client -> numba warm-up -> note the change-feed position -> load the index
+snapshot -> tail the feed -> start the event writer -> ready. Stop: stop taking changes
+-> drain the event queue into Redis -> close. The app's lifespan drives this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+import redis.asyncio as aioredis
+
+from auction.selection import CAMP_LIVE, warm_up
+from exchange import campaigns, catalog, changes, keys
+from exchange.clock import business_day
+from exchange.events import EventLog
+from exchange.flow import AdServer
+from exchange.index import Index
+from exchange.metrics import Metrics
+from exchange.settings import Placement, Settings
+from exchange.tracking import Tracker
+from fraud.signature import TokenSigner
+from pacing.ledger import Ledger
+
+log = logging.getLogger("endcap.runtime")
+REDIS_POOL_SIZE = 64
+
+
+class Runtime:
+    def __init__(self, settings: Settings, placements: dict[str, Placement], redis_url: str
+                 ) -> None:
+        self.settings = settings
+        self.placements = placements
+        # A blocking pool: a burst of beacons waits for a connection instead of failing.
+        # from_pool: the client owns the pool, so aclose() closes its connections too.
+        self.client = aioredis.Redis.from_pool(aioredis.BlockingConnectionPool.from_url(
+            redis_url, max_connections=REDIS_POOL_SIZE, timeout=5, health_check_interval=30))
+        self.index = Index()
+        self.ready = False
+        self.metrics = Metrics(gauges=self._gauges)
+        self.signer = TokenSigner(settings.signing_keys, settings.signing_key_id,
+                                  settings.token_ttl_s)
+        self.events = EventLog(
+            self.client, stream=keys.EVENTS, maxlen=settings.event_stream_maxlen,
+            flush_ms=settings.event_flush_ms, queue_max=settings.event_queue_max,
+        )
+        self.ledger = Ledger(self.client, events_key=keys.EVENTS,
+                             events_maxlen=settings.event_stream_maxlen)
+        self.ads = AdServer(
+            index=lambda: self.index, placements=placements, signer=self.signer,
+            events=self.events, stats=self.metrics.ads,
+            min_increment_micros=settings.min_increment_micros, max_slots=settings.max_slots,
+        )
+        self.tracker = Tracker(
+            client=self.client, ledger=self.ledger, signer=self.signer,
+            index=lambda: self.index, events=self.events, metrics=self.metrics,
+            zone=settings.zone, placement_ids=list(placements), fallback_url=
+            settings.fallback_landing_url,
+        )
+        self.feed: changes.ChangeFeed | None = None
+        self._clock: asyncio.Task[None] | None = None
+        self._reload_lock = asyncio.Lock()
+
+    def _gauges(self) -> dict[str, float]:
+        stats = self.index.stats()
+        return {
+            "index_campaigns": stats["campaigns"],
+            "index_rows": stats["rows"],
+            "index_products": stats["products"],
+            "events_pending": self.events.pending,
+            "events_dropped": self.events.dropped,
+        }
+
+    def today(self) -> str:
+        return business_day(self.settings.zone)
+
+    async def start(self) -> None:
+        started = time.perf_counter()
+        await self.client.ping()
+        warm_up()
+        position = await changes.position(self.client)
+        await self.reload()
+        self.feed = changes.ChangeFeed(self.client, self.on_change, position)
+        self.feed.start()
+        self.events.start()
+        self._clock = asyncio.create_task(self._tick(), name="business-clock")
+        self.ready = True
+        log.info("ready in %.2fs: %s", time.perf_counter() - started, self.index.stats())
+
+    async def stop(self) -> None:
+        self.ready = False
+        if self.feed is not None:
+            await self.feed.stop()
+        if self._clock is not None:
+            self._clock.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._clock
+        try:
+            await self.events.close()
+        finally:
+            await self.client.aclose()
+
+    async def reload(self) -> None:
+        """Build a fresh index from the store off the event loop, then swap it in."""
+        async with self._reload_lock:
+            t0 = time.perf_counter()
+            products = await catalog.load_all(self.client)
+            records = await campaigns.load_all(self.client)
+            today = self.today()
+            spend = await self.ledger.spend([r.id for r in records], today)
+            out_today, out_total = _exhausted(records, spend)
+            self.index = await asyncio.to_thread(
+                Index.build, products, records, today=today,
+                exhausted_day=out_today, exhausted_total=out_total,
+            )
+            log.info("index built in %.2fs: %s", time.perf_counter() - t0, self.index.stats())
+
+    async def on_change(self, kind: str, ids: list[int]) -> None:
+        index = self.index
+        if kind == "campaign":
+            records = await campaigns.load_many(self.client, ids)
+            spend = await self.ledger.spend([r.id for r in records], index.today)
+            out_today, out_total = _exhausted(records, spend)
+            for record in records:
+                index.set_exhausted(record.id, day=None, total=False)
+                if record.id in out_total:
+                    index.exhausted_total.add(record.id)
+                elif record.id in out_today:
+                    index.exhausted_day[record.id] = index.today
+                index.upsert_campaign(record)
+        elif kind == "product":
+            raw = await self.client.hmget(keys.PRODUCTS, [str(i) for i in ids])
+            index.upsert_products(catalog.decode_record(v) for v in raw if v)
+        elif kind == "budget":
+            by_id = {i: index.campaign_records[s] for i in ids
+                     if (s := index.campaign_slot.get(i)) is not None}
+            spend = await self.ledger.spend(list(by_id), index.today)
+            records = [r for r in by_id.values() if r is not None]
+            out_today, out_total = _exhausted(records, spend)
+            for cid in out_total:
+                index.set_exhausted(cid, day=None, total=True)
+            for cid in out_today:
+                index.set_exhausted(cid, day=index.today, total=False)
+        elif kind == "reload":
+            await self.reload()
+        if self.index.needs_compaction:
+            await self.reload()
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            today = self.today()
+            if today != self.index.today:
+                self.index.roll_day(today)
+            self.metrics.events_pending.set(self.events.pending)
+
+    def campaign_live(self, campaign_id: int) -> bool:
+        slot = self.index.campaign_slot.get(campaign_id)
+        return slot is not None and bool(self.index.campaigns[slot, CAMP_LIVE])
+
+
+def _exhausted(records: list[campaigns.CampaignRecord], spend: dict[int, tuple[int, int]]
+               ) -> tuple[set[int], set[int]]:
+    today: set[int] = set()
+    total: set[int] = set()
+    for r in records:
+        spent_today, spent_total = spend.get(r.id, (0, 0))
+        if r.total_budget_micros and spent_total >= r.total_budget_micros:
+            total.add(r.id)
+        elif r.daily_budget_micros and spent_today >= r.daily_budget_micros:
+            today.add(r.id)
+    return today, total

@@ -1,0 +1,128 @@
+"""Impression and click beacons: verify the token, then record (and bill) exactly once.
+
+A bad token (forged, tampered, expired, unknown key) or a replay gets the same answer
+as a good one, so probing teaches nothing, but it is logged as an invalid event with
+its reason and never billed. A click charges the clearing price in the ledger's Lua
+script, which also writes the click to the event log in the same atomic step; if the
+charge spends the campaign out, every worker hears it through the change feed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from zoneinfo import ZoneInfo
+
+import redis.asyncio as aioredis
+
+from exchange import changes
+from exchange.clock import business_day
+from exchange.events import Event, EventLog, encoder
+from exchange.index import Index
+from exchange.metrics import Metrics
+from fraud.errors import TokenError
+from fraud.signature import AdToken, TokenSigner
+from pacing.ledger import Ledger
+
+log = logging.getLogger("endcap.tracking")
+# How long a billed event id is remembered past its token's expiry (clock-skew margin).
+DEDUPE_MARGIN_S = 3600
+
+
+class Tracker:
+    def __init__(
+        self,
+        *,
+        client: aioredis.Redis,
+        ledger: Ledger,
+        signer: TokenSigner,
+        index: Callable[[], Index],
+        events: EventLog,
+        metrics: Metrics,
+        zone: ZoneInfo,
+        placement_ids: list[str],
+        fallback_url: str,
+    ) -> None:
+        self._client = client
+        self._ledger = ledger
+        self._signer = signer
+        self._index = index
+        self._events = events
+        self._metrics = metrics
+        self._zone = zone
+        self._placements = placement_ids
+        self._fallback = fallback_url
+
+    def _verify(self, kind: str, text: str, now_s: int) -> AdToken | None:
+        try:
+            return self._signer.verify(text, now_s)
+        except TokenError as exc:
+            reason = exc.reason
+        self._invalid(kind, reason, f"bad:{kind}:{time.time_ns()}", None)
+        return None
+
+    def _invalid(self, kind: str, reason: str, event_id: str, token: AdToken | None) -> None:
+        self._metrics.invalid.labels(kind, reason).inc()
+        self._metrics.beacons.labels(kind, "invalid").inc()
+        self._events.add(Event(
+            id=event_id, type="invalid", ts=time.time_ns() // 1_000_000, reason=reason,
+            campaign_id=token.campaign_id if token else 0,
+            price_micros=token.price_micros if token else 0,
+            slot=token.slot if token else -1,
+            request_id=kind,
+        ))
+
+    async def impression(self, text: str) -> None:
+        await self._record("impression", text)
+
+    async def click(self, text: str) -> str:
+        """Records the click; returns where to redirect the shopper."""
+        token = await self._record("click", text)
+        if token is None:
+            return self._fallback
+        product = self._index().products.get(token.product_id)
+        return (product.landing_url if product and product.landing_url else self._fallback)
+
+    async def _record(self, kind: str, text: str) -> AdToken | None:
+        now_ms = time.time_ns() // 1_000_000
+        token = self._verify(kind, text, now_ms // 1000)
+        if token is None:
+            return None
+        index = self._index()
+        slot = index.campaign_slot.get(token.campaign_id)
+        record = index.campaign_records[slot] if slot is not None else None
+        daily = record.daily_budget_micros if record else 0
+        total = record.total_budget_micros if record else 0
+        product = index.products.get(token.product_id)
+        event_id = f"{token.imp_id.hex()}:{kind[0]}"
+        # Sponsored products are bought per click: the impression moves no money.
+        price = token.price_micros if kind == "click" else 0
+        placement = (self._placements[token.placement]
+                     if token.placement < len(self._placements) else "")
+        event = Event(
+            id=event_id, type=kind, ts=now_ms,  # type: ignore[arg-type]
+            placement=placement, campaign_id=token.campaign_id,
+            sku=product.sku if product else "", price_micros=token.price_micros,
+            slot=token.slot,
+        )
+        result = await self._ledger.record(
+            campaign_id=token.campaign_id,
+            event_id=event_id,
+            kind=kind,
+            price_micros=price,
+            daily_budget_micros=daily,
+            total_budget_micros=total,
+            day=business_day(self._zone, now_ms),
+            dedupe_ttl_s=max(60, token.expires_s - now_ms // 1000 + DEDUPE_MARGIN_S),
+            event=encoder.encode(event),
+        )
+        if not result.recorded:
+            self._invalid(kind, "replayed", f"{event_id}:dup:{now_ms}", token)
+            return token
+        self._metrics.beacons.labels(kind, "recorded").inc()
+        if result.charged_micros:
+            self._metrics.spend.labels("cpc").inc(result.charged_micros)
+        if result.exhausted and slot is not None and index.campaigns[slot, 0]:
+            await changes.publish(self._client, "budget", [token.campaign_id])
+        return token

@@ -1,0 +1,42 @@
+"""Redis key names of the pacing package (prefix ``pc:``); ``docs/redis-keys.md`` lists them.
+
+Every key that one script touches for a campaign carries the hash tag ``{c<id>}``, so on
+Redis Cluster they share a slot and ``bill.lua`` can run there unchanged (the events
+stream is the exception; see the header of ``bill.lua``).
+"""
+
+from __future__ import annotations
+
+PREFIX = "pc:"
+
+
+def campaign_tag(campaign_id: int) -> str:
+    return f"{{c{campaign_id}}}"
+
+
+def spend_key(campaign_id: int) -> str:
+    """Hash of a campaign's spend, in micro-units and counts, no TTL. Fields:
+    ``d:<YYYYMMDD>`` spend that day, ``total`` lifetime spend,
+    ``n:<kind>:<YYYYMMDD>`` events of that kind recorded that day,
+    ``charged:<kind>:<YYYYMMDD>`` spend on events of that kind that day."""
+    return f"{PREFIX}{{c{campaign_id}}}:spend"
+
+
+def billed_key(campaign_id: int, event_id: str) -> str:
+    """Marker that ``event_id`` was billed; lives ``dedupe_ttl_s`` (longer than any retry)."""
+    return f"{PREFIX}{{c{campaign_id}}}:seen:{event_id}"
+
+
+def day_field(day: str) -> str:
+    return f"d:{day}"
+
+
+def count_field(kind: str, day: str) -> str:
+    return f"n:{kind}:{day}"
+
+
+def charged_field(kind: str, day: str) -> str:
+    return f"charged:{kind}:{day}"
+
+
+TOTAL_FIELD = "total"
