@@ -17,17 +17,24 @@ from auction.selection import (
     P_EXCLUDE_PRODUCT,
     P_INCREMENT,
     P_MIN_MATCH,
+    P_N_EXTRA,
     P_NOW_MS,
+    P_QUERY_BITS0,
+    P_QUERY_BITS1,
     P_QUERY_TOKENS,
     P_RESERVE,
     P_SEED,
     P_SLOTS,
     ROW_BID,
+    ROW_BITS0,
+    ROW_BITS1,
     ROW_CAMPAIGN,
     ROW_PRODUCT,
     ROW_QUALITY,
 )
 from auction.tiebreak import tie_key_py
+
+_MASK64 = (1 << 64) - 1
 
 
 def _ints(values: Any) -> list[int]:
@@ -99,19 +106,26 @@ def select_and_clear_py(
     now, reserve, increment = prm[P_NOW_MS], prm[P_RESERVE], prm[P_INCREMENT]
     n_slots, seed, exclude = prm[P_SLOTS], prm[P_SEED], prm[P_EXCLUDE_PRODUCT]
     nq, min_match = prm[P_QUERY_TOKENS], prm[P_MIN_MATCH]
+    query_bits = (prm[P_QUERY_BITS0] & _MASK64, prm[P_QUERY_BITS1] & _MASK64)
+    cand_list = _ints(cand)
+    n_counted = len(cand_list) - min(max(prm[P_N_EXTRA], 0), len(cand_list))
 
     # dict keeps first-occurrence order, which is the kernel's candidate order.
     matches: dict[int, int] = {}
-    for r in _ints(cand):
+    for j, r in enumerate(cand_list):
         if 0 <= r < len(row_table):
-            matches[r] = matches.get(r, 0) + 1
+            matches[r] = matches.get(r, 0) + (1 if j < n_counted else 0)
 
     bids: list[int] = []
     quals: list[int] = []
     camp_ids: list[int] = []
     prods: list[int] = []
     row_of: list[int] = []
-    for r, matched in matches.items():
+    for r, occurrences in matches.items():
+        matched = occurrences
+        if len(row_table[r]) > ROW_BITS1:
+            matched += ((row_table[r][ROW_BITS0] & _MASK64) & query_bits[0]).bit_count()
+            matched += ((row_table[r][ROW_BITS1] & _MASK64) & query_bits[1]).bit_count()
         slot, prod, b, q = (
             row_table[r][ROW_CAMPAIGN],
             row_table[r][ROW_PRODUCT],

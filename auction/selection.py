@@ -5,9 +5,17 @@ in-memory index is packed into two int64 tables (``rows``, ``campaigns``) and th
 into one int64 ``params`` vector; the kernel takes six arrays in all.
 
 ``cand`` lists row indices, one entry per query token the row matched, so a row's number
-of occurrences is its match count. ``scratch`` (int32, one per row, zero on entry) counts
-them without allocating an R-sized array per request; the kernel zeroes each entry as it
-consumes it, so scratch is all zeros again on return and can be reused by the next call.
+of occurrences is its match count. Two refinements keep very common tokens ("oz",
+"pack", "organic") from flooding the kernel: (1) the index gives each of up to 128
+common tokens a bit, rows carry their common-token bits in ``ROW_BITS0/1``, and the
+query's common tokens arrive as ``P_QUERY_BITS0/1``, so a row's match count is its
+occurrences in ``cand`` plus the popcount of the shared bits; (2) the last
+``P_N_EXTRA`` entries of ``cand`` are candidates only (the best-scoring rows of the
+common tokens' posting lists): they add rows without adding occurrences.
+
+``scratch`` (int32, one per row, zero on entry) counts them without allocating an
+R-sized array per request; the kernel zeroes each entry as it consumes it, so scratch
+is all zeros again on return and can be reused by the next call.
 
 Eligibility of a distinct row ``r`` (campaign slot ``c = rows[r, ROW_CAMPAIGN]``):
 ``c >= 0``, campaign live, inside its flight (``start <= now < end``, 0 = open), product
@@ -30,7 +38,9 @@ ROW_CAMPAIGN = 0
 ROW_PRODUCT = 1
 ROW_BID = 2
 ROW_QUALITY = 3
-ROW_COLS = 4
+ROW_BITS0 = 4  # common-token bits 0..63 (int64 bit pattern)
+ROW_BITS1 = 5  # common-token bits 64..127
+ROW_COLS = 6
 
 CAMP_LIVE = 0
 CAMP_START_MS = 1
@@ -46,7 +56,21 @@ P_SEED = 4
 P_EXCLUDE_PRODUCT = 5
 P_QUERY_TOKENS = 6
 P_MIN_MATCH = 7
-PARAMS_LEN = 8
+P_QUERY_BITS0 = 8
+P_QUERY_BITS1 = 9
+P_N_EXTRA = 10
+PARAMS_LEN = 11
+
+_EXTRA = np.int32(1 << 24)  # scratch flag: present as a candidate-only entry
+_COUNT = np.int32((1 << 24) - 1)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _popcount(x: np.uint64) -> np.int64:
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
 
 
 @njit(cache=True, nogil=True)
@@ -65,10 +89,19 @@ def select_and_clear(
     if scratch.shape[0] < n_rows:
         raise ValueError("scratch must have one int32 per row")
 
-    for j in range(n_cand):
+    n_extra = min(max(params[P_N_EXTRA], np.int64(0)), np.int64(n_cand))
+    n_counted = n_cand - n_extra
+    for j in range(n_counted):
         r = cand[j]
         if r >= 0 and r < n_rows:
             scratch[r] += 1
+    for j in range(n_counted, n_cand):
+        r = cand[j]
+        if r >= 0 and r < n_rows:
+            scratch[r] |= _EXTRA
+    has_bits = rows.shape[1] > ROW_BITS1
+    qb0 = np.uint64(params[P_QUERY_BITS0])
+    qb1 = np.uint64(params[P_QUERY_BITS1])
 
     now = params[P_NOW_MS]
     reserve = params[P_RESERVE]
@@ -90,10 +123,14 @@ def select_and_clear(
         r = cand[j]
         if r < 0 or r >= n_rows:
             continue
-        matched = np.int64(scratch[r])
-        if matched == 0:
+        seen = scratch[r]
+        if seen == 0:
             continue  # a repeat of a row already handled (and reset) earlier
         scratch[r] = 0
+        matched = np.int64(seen & _COUNT)
+        if has_bits:
+            matched += _popcount(np.uint64(rows[r, ROW_BITS0]) & qb0)
+            matched += _popcount(np.uint64(rows[r, ROW_BITS1]) & qb1)
 
         slot = rows[r, ROW_CAMPAIGN]
         if slot < 0 or slot >= n_camps:
@@ -151,7 +188,7 @@ def warm_up() -> None:
     one = np.ones(1, i64)
     out = np.zeros((1, 2), i64)
     clear_gsp(one, one, one, one, np.ones(1, np.uint64), 0, 0, 1, out)
-    rows = np.array([[0, 1, 1, 1]], i64)
+    rows = np.array([[0, 1, 1, 1, 0, 0]], i64)
     campaigns = np.array([[1, 0, 0, 1]], i64)
     params = np.zeros(PARAMS_LEN, i64)
     params[P_SLOTS] = 1

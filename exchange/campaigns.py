@@ -92,14 +92,15 @@ class CampaignPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     schedule: Schedule | msgspec.UnsetType | None = msgspec.UNSET
 
 
-class BidRecord(msgspec.Struct, array_like=True, frozen=True):
+class BidRecord(msgspec.Struct, array_like=True, frozen=True, gc=False):
     sku: str
     pid: int
     bid_micros: int
 
 
-class CampaignRecord(msgspec.Struct, kw_only=True):
-    """As stored in Redis (msgpack) and held by the index."""
+class CampaignRecord(msgspec.Struct, kw_only=True, gc=False):
+    """As stored in Redis (msgpack) and held by the index. Holds no references that
+    could form a cycle, so it is untracked by the GC (thousands live in every worker)."""
 
     id: int
     advertiser_id: int

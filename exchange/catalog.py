@@ -33,7 +33,7 @@ class ProductIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     keywords: list[Annotated[str, msgspec.Meta(max_length=80)]] = []
 
 
-class ProductRecord(msgspec.Struct, kw_only=True, array_like=True, frozen=True):
+class ProductRecord(msgspec.Struct, kw_only=True, array_like=True, frozen=True, gc=False):
     """As stored (msgpack, array-like: compact for 50k+ products)."""
 
     pid: int

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from importlib import resources
 from typing import Literal
 
 import msgspec
@@ -58,6 +59,8 @@ class EventLog:
         self._interval = flush_ms / 1000
         self._queue: deque[WinTuple | Event] = deque()
         self._queue_max = queue_max
+        self._append = client.register_script(
+            resources.files("exchange").joinpath("append.lua").read_text())
         self._task: asyncio.Task[None] | None = None
         self.written = 0
         self.dropped = 0
@@ -94,16 +97,14 @@ class EventLog:
                 log.exception("event flush failed; %d events pending", len(self._queue))
                 await asyncio.sleep(min(1.0, self._interval * 10))
 
-    async def flush(self, batch: int = 2000) -> None:
+    async def flush(self, batch: int = 1000) -> None:
         while self._queue:
             n = min(batch, len(self._queue))
             items = [self._queue.popleft() for _ in range(n)]
-            pipe = self._client.pipeline(transaction=False)
-            for item in items:
-                data = encoder.encode(item if isinstance(item, Event) else _win(item))
-                pipe.xadd(self._stream, {"e": data}, maxlen=self._maxlen, approximate=True)
+            payloads = [encoder.encode(item if isinstance(item, Event) else _win(item))
+                        for item in items]
             try:
-                await pipe.execute()
+                await self._append(keys=[self._stream], args=[self._maxlen, *payloads])
             except Exception:
                 # Put them back in order; they are retried on the next flush.
                 self._queue.extendleft(reversed(items))

@@ -20,14 +20,15 @@ from auction.selection import (
     P_EXCLUDE_PRODUCT,
     P_INCREMENT,
     P_MIN_MATCH,
+    P_N_EXTRA,
     P_NOW_MS,
+    P_QUERY_BITS0,
+    P_QUERY_BITS1,
     P_QUERY_TOKENS,
     P_RESERVE,
     P_SEED,
     P_SLOTS,
     PARAMS_LEN,
-    ROW_CAMPAIGN,
-    ROW_PRODUCT,
     select_and_clear,
 )
 from exchange.adrequest import Ad, AdResponse, ProductCard, decoder, encoder
@@ -58,6 +59,7 @@ class AdServer:
         self._index = index
         self._placements = placements
         self._placement_no = {pid: i for i, pid in enumerate(placements)}
+        self._floor = {pid: p.floor_micros for pid, p in placements.items()}
         self._signer = signer
         self._events = events
         self._stats = stats
@@ -107,14 +109,16 @@ class AdServer:
         page = req.page
         params = self._params
         exclude = -1
-        n_tokens = 0
+        n_tokens = bits0 = bits1 = n_extra = 0
         cand = _EMPTY
         if placement.kind != "sponsored_product":
             cand = _EMPTY  # display campaigns and DSPs are not wired in yet
         elif page.type == "search":
             if not page.query or not page.query.strip():
                 raise BadRequest("a search page needs a query", field="page.query")
-            cand, n_tokens = index.query_candidates(page.query)
+            found = index.query_candidates(page.query)
+            cand, n_tokens = found.cand, found.n_tokens
+            bits0, bits1, n_extra = found.bits0, found.bits1, found.n_extra
         elif page.type == "product":
             if not page.sku:
                 raise BadRequest("a product page needs a sku", field="page.sku")
@@ -132,13 +136,16 @@ class AdServer:
         n = 0
         if len(cand):
             params[P_NOW_MS] = time.time_ns() // 1_000_000
-            params[P_RESERVE] = placement.floor_micros
+            params[P_RESERVE] = self._floor[placement.id]
             params[P_INCREMENT] = self._increment
             params[P_SLOTS] = n_slots
             params[P_SEED] = zlib.crc32(request_id.encode())
             params[P_EXCLUDE_PRODUCT] = exclude
             params[P_QUERY_TOKENS] = n_tokens
             params[P_MIN_MATCH] = (n_tokens + 1) // 2
+            params[P_QUERY_BITS0] = bits0
+            params[P_QUERY_BITS1] = bits1
+            params[P_N_EXTRA] = n_extra
             n = select_and_clear(cand, index.rows, index.campaigns, params, index.scratch,
                                  self._out)
         self._stats.auction(placement.id, n)
@@ -168,22 +175,26 @@ class AdServer:
         shopper = ""
         if req.shopper is not None:
             shopper = req.shopper.loyalty_id or req.shopper.id or ""
-        rows, out, sign, add_win = index.rows, self._out, self._signer.sign, self._events.add_win
+        sign, add_win = self._signer.sign, self._events.add_win
+        # Three array reads for all winners: numpy scalar indexing per field costs more.
+        won = self._out[:n]
+        winners = won.tolist()
+        meta = index.rows[won[:, 0], :2].tolist()            # [campaign slot, product id]
+        campaign_ids = index.campaigns[[m[0] for m in meta], CAMP_ID].tolist()
+        products, public_ids = index.products, index.campaign_public_ids
         ads: list[Ad] = []
         for slot in range(n):
-            row = int(out[slot, 0])
-            price = int(out[slot, 1])
-            camp_slot = int(rows[row, ROW_CAMPAIGN])
-            pid = int(rows[row, ROW_PRODUCT])
-            campaign_id = int(index.campaigns[camp_slot, CAMP_ID])
+            price = winners[slot][1]
+            camp_slot, pid = meta[slot]
+            campaign_id = campaign_ids[slot]
             imp_id = new_imp_id()
             token = sign(AdToken(imp_id, campaign_id, pid, price, slot, placement_no,
                                  KIND_SPONSORED_PRODUCT, now_s, expires))
-            sku = index.products[pid].sku
+            sku = products[pid].sku
             ads.append(Ad(
                 slot=slot,
                 kind="sponsored_product",
-                campaign_id=index.campaign_public_ids[camp_slot],
+                campaign_id=public_ids[camp_slot],
                 sku=sku,
                 product=self._card(index, pid),
                 impression_url=f"{base_url}/t/i/{token}",

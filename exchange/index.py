@@ -25,7 +25,10 @@ from auction.selection import (
     CAMP_LIVE,
     CAMP_START_MS,
     ROW_BID,
+    ROW_BITS0,
+    ROW_BITS1,
     ROW_CAMPAIGN,
+    ROW_COLS,
     ROW_PRODUCT,
     ROW_QUALITY,
 )
@@ -35,6 +38,23 @@ from exchange.tokenizer import category_path, tokens
 
 _EMPTY = np.zeros(0, dtype=np.int64)
 _QUERY_CACHE_MAX = 20_000
+# Tokens on more rows than this may become "common": matched through a per-row bit
+# instead of a posting list the kernel must walk (see auction.selection).
+COMMON_MIN_ROWS = 512
+COMMON_MAX = 128
+# How many of a common token's best live rows stand in for its whole posting list.
+COMMON_BLOCK = 256
+
+
+@dataclass(slots=True, frozen=True)
+class Retrieval:
+    """What the fused kernel needs for one query (cached per query string)."""
+
+    cand: np.ndarray      # counted occurrences first, then ``n_extra`` candidate-only rows
+    n_tokens: int
+    bits0: int
+    bits1: int
+    n_extra: int
 
 
 @dataclass(slots=True)
@@ -56,7 +76,7 @@ class _Postings:
 
 class Index:
     def __init__(self, row_capacity: int = 1024, campaign_capacity: int = 256) -> None:
-        self.rows = np.zeros((row_capacity, 4), dtype=np.int64)
+        self.rows = np.zeros((row_capacity, ROW_COLS), dtype=np.int64)
         self.n_rows = 0
         self.dead_rows = 0
         self.campaigns = np.zeros((campaign_capacity, 4), dtype=np.int64)
@@ -73,7 +93,9 @@ class Index:
         self._product_rows: dict[int, list[int]] = {}
         self._by_token: dict[str, _Postings] = {}
         self._by_category: dict[str, _Postings] = {}
-        self._query_cache: dict[str, tuple[np.ndarray, int]] = {}
+        self._query_cache: dict[str, Retrieval] = {}
+        self._common: dict[str, int] = {}       # token -> bit (0..127)
+        self._blocks: dict[str, np.ndarray] = {}
         self.exhausted_day: dict[int, str] = {}   # campaign id -> business day spent out
         self.exhausted_total: set[int] = set()
         self.today = ""
@@ -98,16 +120,29 @@ class Index:
         index.exhausted_day = {cid: today for cid in exhausted_day}
         index.exhausted_total = set(exhausted_total)
         index.upsert_products(products)
+        index._choose_common(campaigns)
         for record in campaigns:
             index.upsert_campaign(record)
         return index
+
+    def _choose_common(self, campaigns: Sequence[CampaignRecord]) -> None:
+        """The most frequent tokens over all bid rows get bits (fixed until a rebuild)."""
+        df: dict[str, int] = {}
+        for record in campaigns:
+            kw = [t for k in record.keywords for t in tokens(k)]
+            for b in record.bids:
+                for tok in dict.fromkeys((*self._product_tokens.get(b.pid, ()), *kw)):
+                    df[tok] = df.get(tok, 0) + 1
+        ranked = sorted((n, t) for t, n in df.items() if n >= COMMON_MIN_ROWS)
+        top = [t for _, t in reversed(ranked)][:COMMON_MAX]
+        self._common = {t: bit for bit, t in enumerate(top)}
 
     def _grow_rows(self, need: int) -> None:
         cap = self.rows.shape[0]
         if need <= cap:
             return
         new_cap = max(need, cap * 2)
-        rows = np.zeros((new_cap, 4), dtype=np.int64)
+        rows = np.zeros((new_cap, ROW_COLS), dtype=np.int64)
         rows[: self.n_rows] = self.rows[: self.n_rows]
         self.rows = rows
         self.scratch = np.zeros(new_cap, dtype=np.int32)
@@ -178,8 +213,14 @@ class Index:
             self.rows[r, ROW_QUALITY] = product.quality_ppm
             new_rows.append(r)
             self._product_rows.setdefault(b.pid, []).append(r)
+            bits = 0
             for tok in dict.fromkeys((*self._product_tokens[b.pid], *kw_tokens)):
                 self._postings(self._by_token, tok).add(r)
+                bit = self._common.get(tok)
+                if bit is not None:
+                    bits |= 1 << bit
+            self.rows[r, ROW_BITS0] = _signed(bits & _LOW64)
+            self.rows[r, ROW_BITS1] = _signed(bits >> 64)
             for cat in dict.fromkeys((*self._product_cats[b.pid], *target_cats)):
                 self._postings(self._by_category, cat).add(r)
         self._changed()
@@ -233,11 +274,15 @@ class Index:
     def _refresh(self, campaign_id: int) -> None:
         slot = self.campaign_slot.get(campaign_id)
         if slot is not None and (record := self.campaign_records[slot]) is not None:
-            self.campaigns[slot, CAMP_LIVE] = self._is_live(record)
+            live = self._is_live(record)
+            if self.campaigns[slot, CAMP_LIVE] != live:
+                self.campaigns[slot, CAMP_LIVE] = live
+                self._changed()  # common-token blocks hold live rows only
 
     def _changed(self) -> None:
         self.version += 1
         self._query_cache.clear()
+        self._blocks.clear()
 
     @property
     def needs_compaction(self) -> bool:
@@ -248,23 +293,54 @@ class Index:
 
     # ---- retrieval (hot path) ---------------------------------------------------------
 
-    def query_candidates(self, query: str) -> tuple[np.ndarray, int]:
-        """Rows matching any query token (a row repeats once per token) and the token count."""
+    def query_candidates(self, query: str) -> Retrieval:
+        """Rows for a search query. Rare tokens contribute their whole posting list (a row
+        repeats once per token: occurrences count matches); common tokens contribute bits
+        and, when they alone could reach the minimum match, their best live rows."""
         cached = self._query_cache.get(query)
         if cached is not None:
             return cached
         toks = tokens(query)
-        arrays = [p.view() for t in toks if (p := self._by_token.get(t)) is not None]
-        if not arrays:
-            found = (_EMPTY, len(toks))
-        elif len(arrays) == 1:
-            found = (arrays[0], len(toks))
+        counted: list[np.ndarray] = []
+        common: list[str] = []
+        bits = 0
+        for t in toks:
+            bit = self._common.get(t)
+            if bit is not None:
+                common.append(t)
+                bits |= 1 << bit
+            elif (p := self._by_token.get(t)) is not None:
+                counted.append(p.view())
+        extra: list[np.ndarray] = []
+        if common and len(common) >= (len(toks) + 1) // 2:
+            extra = [self._block(t) for t in common]
+        parts = counted + extra
+        n_extra = sum(len(a) for a in extra)
+        if not parts:
+            cand = _EMPTY
+        elif len(parts) == 1:
+            cand = parts[0]
         else:
-            found = (np.concatenate(arrays), len(toks))
+            cand = np.concatenate(parts)
+        found = Retrieval(cand, len(toks), _signed(bits & _LOW64), _signed(bits >> 64), n_extra)
         if len(self._query_cache) >= _QUERY_CACHE_MAX:
             self._query_cache.clear()
         self._query_cache[query] = found
         return found
+
+    def _block(self, token: str) -> np.ndarray:
+        """The ``COMMON_BLOCK`` best-scoring live rows of a common token."""
+        block = self._blocks.get(token)
+        if block is None:
+            rows = self._by_token[token].view()
+            slots = self.rows[rows, ROW_CAMPAIGN]
+            live = (slots >= 0) & (self.campaigns[np.maximum(slots, 0), CAMP_LIVE] == 1)
+            rows = rows[live]
+            if len(rows) > COMMON_BLOCK:
+                score = self.rows[rows, ROW_BID] * self.rows[rows, ROW_QUALITY]
+                rows = rows[np.argpartition(-score, COMMON_BLOCK)[:COMMON_BLOCK]]
+            block = self._blocks[token] = np.sort(rows)  # sorted: kinder to the cache
+        return block
 
     def category_candidates(self, category: str) -> np.ndarray:
         path = category_path(category)
@@ -290,6 +366,15 @@ class Index:
             "rows": self.n_rows - self.dead_rows,
             "dead_rows": self.dead_rows,
             "tokens": len(self._by_token),
+            "common_tokens": len(self._common),
             "categories": len(self._by_category),
             "bytes": int(self.rows.nbytes + self.campaigns.nbytes + self.scratch.nbytes),
         }
+
+
+_LOW64 = (1 << 64) - 1
+
+
+def _signed(u: int) -> int:
+    """A 64-bit pattern as the int64 numpy stores."""
+    return u - (1 << 64) if u >= 1 << 63 else u

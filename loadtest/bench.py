@@ -575,7 +575,25 @@ def start_exchange(
     ]
     proc = procs.start("exchange", pin(cpus, argv), env)
     base = f"http://127.0.0.1:{port}"
-    return proc, base, wait_ready(procs, "exchange", proc, base, args.ready_timeout)
+    ready = wait_ready(procs, "exchange", proc, base, args.ready_timeout)
+    repin_redis(Path(env["ENDCAP_DATA_DIR"]), args.wrk_cpus if cpus is not None else None)
+    return proc, base, ready
+
+
+def repin_redis(data_dir: Path, cpus: str | None) -> None:
+    """Move the embedded redis-server off the server's core, next to wrk.
+
+    It inherits the exchange's pinning; left there it would take CPU from the process
+    under test, which production (Redis on its own machines) never does.
+    """
+    if cpus is None:
+        return
+    try:
+        pid = int(json.loads((data_dir / "redis.json").read_text())["pid"])
+        os.sched_setaffinity(pid, {int(c) for c in cpus.split(",")})
+        print(f"  redis-server pid {pid} pinned to CPU(s) {cpus} (beside wrk)", flush=True)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"  warning: could not re-pin redis-server: {exc}", flush=True)
 
 
 # --- reporting --------------------------------------------------------------------------

@@ -147,7 +147,8 @@ class Ledger:
             page = await self._client.xrange(self._events_key, min=start, max="+", count=_PAGE)
             for _, fields in page:
                 fields_b = {_b(k): v for k, v in fields.items()}
-                if _b(fields_b[b"d"]) != day_b:
+                # Entries other writers share the stream with (e.g. wins) carry no charge.
+                if b"d" not in fields_b or _b(fields_b[b"d"]) != day_b:
                     continue
                 campaign_id = int(fields_b[b"cid"])
                 from_events[campaign_id] = from_events.get(campaign_id, 0) + int(fields_b[b"c"])

@@ -86,8 +86,11 @@ def params(
     exclude: int = -1,
     tokens: int = 0,
     min_match: int = 0,
+    query_bits: tuple[int, int] = (0, 0),
+    n_extra: int = 0,
 ) -> npt.NDArray[np.int64]:
-    p = i64([now, reserve, increment, slots, seed, exclude, tokens, min_match])
+    p = i64([now, reserve, increment, slots, seed, exclude, tokens, min_match, *query_bits,
+             n_extra])
     assert len(p) == PARAMS_LEN
     return p
 
@@ -99,7 +102,7 @@ def select_all(
     prm: npt.NDArray[np.int64],
 ) -> Winners:
     """The fused kernel's result, after asserting scratch came back zeroed and the twin agrees."""
-    rows_a = i64(rows).reshape(-1, 4)
+    rows_a = i64(rows).reshape(-1, len(rows[0]) if len(rows) else 4)
     scratch = np.zeros(len(rows_a), dtype=np.int32)
     out = np.full((max(int(prm[3]), 1), 2), -7, dtype=np.int64)
     n = select_and_clear(i64(cand), rows_a, i64(campaigns).reshape(-1, 4), prm, scratch, out)

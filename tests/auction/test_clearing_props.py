@@ -116,11 +116,19 @@ def test_raising_a_bid_never_lowers_rank(a: Auction, data: st.DataObject) -> Non
 # --- the fused kernel -------------------------------------------------------------------
 
 
+# Common-token bit patterns as the index stores them: int64, so bit 63 is the sign.
+SIGNED_BITS = st.one_of(
+    st.sampled_from([0, 1, 3, -(2**63), -1]),
+    st.integers(0, 2**64 - 1).map(lambda u: u - 2**64 if u >= 2**63 else u),
+)
+
+
 @st.composite
 def selections(
     draw: st.DrawFn,
 ) -> tuple[list[int], list[list[int]], list[list[int]], npt.NDArray[np.int64]]:
     n_camps = draw(st.integers(1, 5))
+    with_bits = draw(st.booleans())
     campaigns = [
         [
             draw(st.sampled_from([0, 1, 1, 1])),
@@ -137,11 +145,13 @@ def selections(
             draw(st.integers(0, 5)),
             draw(BIDS),
             draw(st.one_of(st.sampled_from([1, 500_000, 1_000_000]), st.integers(0, 10**6))),
+            *([draw(SIGNED_BITS), draw(SIGNED_BITS)] if with_bits else []),
         ]
         for _ in range(n_rows)
     ]
     cand = draw(st.lists(st.integers(0, n_rows - 1), max_size=40))
     tokens = draw(st.integers(0, 4))
+    query_bits = (draw(SIGNED_BITS), draw(SIGNED_BITS)) if with_bits else (0, 0)
     prm = params(
         now=draw(st.sampled_from([0, 100, 500, 899, 900])),
         reserve=draw(st.sampled_from([0, 50, 100])),
@@ -151,6 +161,8 @@ def selections(
         exclude=draw(st.integers(-1, 5)),
         tokens=tokens,
         min_match=draw(st.integers(0, tokens)),
+        query_bits=query_bits,
+        n_extra=draw(st.integers(0, len(cand) + 1)),
     )
     return cand, rows, campaigns, prm
 

@@ -28,6 +28,23 @@ def test_more_matched_tokens_outrank_a_higher_bid() -> None:
     assert got == [(1, 312_500), (0, 0)]
 
 
+def test_common_token_bits_count_as_matches_and_extras_add_no_occurrences() -> None:
+    # Query "oat milk": "oat" is rare (row 0 occurs once in cand), "milk" is common (bit 0).
+    # Row 0 has the milk bit: matched 1 + 1 = 2 of 2, q stays 1e6, score 1e6 * 1e6.
+    # Row 1 only arrives as a candidate-only extra with the milk bit: matched 0 + 1 = 1,
+    # q = 1e6 // 4 = 250_000, score 2e6 * 2.5e5 = 5e11, so it ranks second.
+    # Row 2 is an extra without the bit: matched 0 < min_match 1, dropped.
+    rows = [[0, 1, M, M, 1, 0], [3, 2, 2 * M, M, 1, 0], [3, 3, 9 * M, M, 0, 0]]
+    prm = params(tokens=2, min_match=1, query_bits=(1, 0), n_extra=3)
+    got = select_all([0, 0, 1, 2], rows, CAMPAIGNS, prm)
+    # Row 0 pays 5e11 // 1e6 = 500_000; row 1 pays the reserve (0).
+    assert got == [(0, 500_000), (1, 0)]
+    # The high 64 bits work the same way (bit 127 is the int64 sign bit of ROW_BITS1).
+    rows[0][4:] = [0, -(2**63)]
+    prm = params(tokens=2, min_match=2, query_bits=(0, -(2**63)), n_extra=0)
+    assert select_all([0], rows, CAMPAIGNS, prm) == [(0, 0)]
+
+
 def test_min_match_drops_rows_matching_too_few_tokens() -> None:
     rows = [[0, 1, M, M], [3, 2, M // 2, 800_000]]
     got = select_all([0, 1, 1], rows, CAMPAIGNS, params(reserve=7, tokens=2, min_match=2))
