@@ -62,6 +62,9 @@ class EventLog:
         self._append = client.register_script(
             resources.files("exchange").joinpath("append.lua").read_text())
         self._task: asyncio.Task[None] | None = None
+        # Held while a batch is off the queue but not yet in Redis, so a caller's
+        # flush() returns only once everything queued before it is written.
+        self._writing = asyncio.Lock()
         self.written = 0
         self.dropped = 0
         self.failures = 0
@@ -98,6 +101,10 @@ class EventLog:
                 await asyncio.sleep(min(1.0, self._interval * 10))
 
     async def flush(self, batch: int = 1000) -> None:
+        async with self._writing:
+            await self._flush(batch)
+
+    async def _flush(self, batch: int) -> None:
         while self._queue:
             n = min(batch, len(self._queue))
             items = [self._queue.popleft() for _ in range(n)]

@@ -105,3 +105,12 @@ def test_other_secret_same_key_id_never_verifies(token: AdToken) -> None:
     except BadSignature:
         return
     raise AssertionError("token from another secret verified")
+
+
+@given(key=st.binary(min_size=0, max_size=200), message=st.binary(max_size=300))
+def test_prepared_hmac_equals_the_standard_library(key: bytes, message: bytes) -> None:
+    import hmac as std_hmac
+
+    from fraud.signature import HmacSha256
+
+    assert HmacSha256(key).digest(message) == std_hmac.digest(key, message, "sha256")
