@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from auction.selection import (
+    BIT_WORDS,
     CAMP_END_MS,
     CAMP_ID,
     CAMP_LIVE,
@@ -20,14 +21,12 @@ from auction.selection import (
     P_N_EXTRA,
     P_NOW_MS,
     P_QUERY_BITS0,
-    P_QUERY_BITS1,
     P_QUERY_TOKENS,
     P_RESERVE,
     P_SEED,
     P_SLOTS,
     ROW_BID,
     ROW_BITS0,
-    ROW_BITS1,
     ROW_CAMPAIGN,
     ROW_PRODUCT,
     ROW_QUALITY,
@@ -106,7 +105,7 @@ def select_and_clear_py(
     now, reserve, increment = prm[P_NOW_MS], prm[P_RESERVE], prm[P_INCREMENT]
     n_slots, seed, exclude = prm[P_SLOTS], prm[P_SEED], prm[P_EXCLUDE_PRODUCT]
     nq, min_match = prm[P_QUERY_TOKENS], prm[P_MIN_MATCH]
-    query_bits = (prm[P_QUERY_BITS0] & _MASK64, prm[P_QUERY_BITS1] & _MASK64)
+    query_bits = [prm[P_QUERY_BITS0 + k] & _MASK64 for k in range(BIT_WORDS)]
     cand_list = _ints(cand)
     n_counted = len(cand_list) - min(max(prm[P_N_EXTRA], 0), len(cand_list))
 
@@ -123,9 +122,8 @@ def select_and_clear_py(
     row_of: list[int] = []
     for r, occurrences in matches.items():
         matched = occurrences
-        if len(row_table[r]) > ROW_BITS1:
-            matched += ((row_table[r][ROW_BITS0] & _MASK64) & query_bits[0]).bit_count()
-            matched += ((row_table[r][ROW_BITS1] & _MASK64) & query_bits[1]).bit_count()
+        for k in range(min(max(len(row_table[r]) - ROW_BITS0, 0), BIT_WORDS)):
+            matched += ((row_table[r][ROW_BITS0 + k] & _MASK64) & query_bits[k]).bit_count()
         slot, prod, b, q = (
             row_table[r][ROW_CAMPAIGN],
             row_table[r][ROW_PRODUCT],

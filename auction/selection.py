@@ -6,9 +6,10 @@ into one int64 ``params`` vector; the kernel takes six arrays in all.
 
 ``cand`` lists row indices, one entry per query token the row matched, so a row's number
 of occurrences is its match count. Two refinements keep very common tokens ("oz",
-"pack", "organic") from flooding the kernel: (1) the index gives each of up to 128
-common tokens a bit, rows carry their common-token bits in ``ROW_BITS0/1``, and the
-query's common tokens arrive as ``P_QUERY_BITS0/1``, so a row's match count is its
+"pack", "organic") from flooding the kernel: (1) the index gives each of up to 256
+common tokens a bit, rows carry their common-token bits in ``ROW_BITS0..3`` (64 each;
+tables with fewer columns simply have fewer words), and the query's common tokens
+arrive as ``P_QUERY_BITS0..3``, so a row's match count is its
 occurrences in ``cand`` plus the popcount of the shared bits; (2) the last
 ``P_N_EXTRA`` entries of ``cand`` are candidates only (the best-scoring rows of the
 common tokens' posting lists): they add rows without adding occurrences.
@@ -38,9 +39,9 @@ ROW_CAMPAIGN = 0
 ROW_PRODUCT = 1
 ROW_BID = 2
 ROW_QUALITY = 3
-ROW_BITS0 = 4  # common-token bits 0..63 (int64 bit pattern)
-ROW_BITS1 = 5  # common-token bits 64..127
-ROW_COLS = 6
+ROW_BITS0 = 4  # common-token bits 0..63 (int64 bit pattern), then 64..127, ...
+BIT_WORDS = 4
+ROW_COLS = ROW_BITS0 + BIT_WORDS
 
 CAMP_LIVE = 0
 CAMP_START_MS = 1
@@ -56,10 +57,9 @@ P_SEED = 4
 P_EXCLUDE_PRODUCT = 5
 P_QUERY_TOKENS = 6
 P_MIN_MATCH = 7
-P_QUERY_BITS0 = 8
-P_QUERY_BITS1 = 9
-P_N_EXTRA = 10
-PARAMS_LEN = 11
+P_QUERY_BITS0 = 8  # .. P_QUERY_BITS0 + BIT_WORDS - 1
+P_N_EXTRA = P_QUERY_BITS0 + BIT_WORDS
+PARAMS_LEN = P_N_EXTRA + 1
 
 _EXTRA = np.int32(1 << 24)  # scratch flag: present as a candidate-only entry
 _COUNT = np.int32((1 << 24) - 1)
@@ -99,9 +99,10 @@ def select_and_clear(
         r = cand[j]
         if r >= 0 and r < n_rows:
             scratch[r] |= _EXTRA
-    has_bits = rows.shape[1] > ROW_BITS1
-    qb0 = np.uint64(params[P_QUERY_BITS0])
-    qb1 = np.uint64(params[P_QUERY_BITS1])
+    n_words = min(max(rows.shape[1] - ROW_BITS0, 0), BIT_WORDS)
+    qbits = np.zeros(BIT_WORDS, np.uint64)
+    for k in range(n_words):
+        qbits[k] = np.uint64(params[P_QUERY_BITS0 + k])
 
     now = params[P_NOW_MS]
     reserve = params[P_RESERVE]
@@ -128,9 +129,9 @@ def select_and_clear(
             continue  # a repeat of a row already handled (and reset) earlier
         scratch[r] = 0
         matched = np.int64(seen & _COUNT)
-        if has_bits:
-            matched += _popcount(np.uint64(rows[r, ROW_BITS0]) & qb0)
-            matched += _popcount(np.uint64(rows[r, ROW_BITS1]) & qb1)
+        for k in range(n_words):
+            if qbits[k]:
+                matched += _popcount(np.uint64(rows[r, ROW_BITS0 + k]) & qbits[k])
 
         slot = rows[r, ROW_CAMPAIGN]
         if slot < 0 or slot >= n_camps:
@@ -188,7 +189,8 @@ def warm_up() -> None:
     one = np.ones(1, i64)
     out = np.zeros((1, 2), i64)
     clear_gsp(one, one, one, one, np.ones(1, np.uint64), 0, 0, 1, out)
-    rows = np.array([[0, 1, 1, 1, 0, 0]], i64)
+    rows = np.zeros((1, ROW_COLS), i64)
+    rows[0, :4] = [0, 1, 1, 1]
     campaigns = np.array([[1, 0, 0, 1]], i64)
     params = np.zeros(PARAMS_LEN, i64)
     params[P_SLOTS] = 1

@@ -16,6 +16,7 @@ import msgspec
 import numpy as np
 
 from auction.selection import (
+    BIT_WORDS,
     CAMP_ID,
     P_EXCLUDE_PRODUCT,
     P_INCREMENT,
@@ -23,7 +24,6 @@ from auction.selection import (
     P_N_EXTRA,
     P_NOW_MS,
     P_QUERY_BITS0,
-    P_QUERY_BITS1,
     P_QUERY_TOKENS,
     P_RESERVE,
     P_SEED,
@@ -42,6 +42,7 @@ from exchange.settings import Placement
 from fraud.signature import KIND_SPONSORED_PRODUCT, AdToken, TokenSigner, new_imp_id
 
 _EMPTY = np.zeros(0, dtype=np.int64)
+_NO_BITS = (0,) * BIT_WORDS
 
 
 class AdServer:
@@ -109,7 +110,8 @@ class AdServer:
         page = req.page
         params = self._params
         exclude = -1
-        n_tokens = bits0 = bits1 = n_extra = 0
+        n_tokens = n_extra = 0
+        bits = _NO_BITS
         cand = _EMPTY
         if placement.kind != "sponsored_product":
             cand = _EMPTY  # display campaigns and DSPs are not wired in yet
@@ -118,7 +120,7 @@ class AdServer:
                 raise BadRequest("a search page needs a query", field="page.query")
             found = index.query_candidates(page.query)
             cand, n_tokens = found.cand, found.n_tokens
-            bits0, bits1, n_extra = found.bits0, found.bits1, found.n_extra
+            bits, n_extra = found.bits, found.n_extra
         elif page.type == "product":
             if not page.sku:
                 raise BadRequest("a product page needs a sku", field="page.sku")
@@ -143,8 +145,7 @@ class AdServer:
             params[P_EXCLUDE_PRODUCT] = exclude
             params[P_QUERY_TOKENS] = n_tokens
             params[P_MIN_MATCH] = (n_tokens + 1) // 2
-            params[P_QUERY_BITS0] = bits0
-            params[P_QUERY_BITS1] = bits1
+            params[P_QUERY_BITS0 : P_QUERY_BITS0 + BIT_WORDS] = bits
             params[P_N_EXTRA] = n_extra
             n = select_and_clear(cand, index.rows, index.campaigns, params, index.scratch,
                                  self._out)

@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from auction.selection import (
+    BIT_WORDS,
     CAMP_END_MS,
     CAMP_ID,
     CAMP_LIVE,
     CAMP_START_MS,
     ROW_BID,
     ROW_BITS0,
-    ROW_BITS1,
     ROW_CAMPAIGN,
     ROW_COLS,
     ROW_PRODUCT,
@@ -41,7 +41,7 @@ _QUERY_CACHE_MAX = 20_000
 # Tokens on more rows than this may become "common": matched through a per-row bit
 # instead of a posting list the kernel must walk (see auction.selection).
 COMMON_MIN_ROWS = 512
-COMMON_MAX = 128
+COMMON_MAX = 64 * BIT_WORDS
 # How many of a common token's best live rows stand in for its whole posting list.
 COMMON_BLOCK = 256
 
@@ -52,8 +52,7 @@ class Retrieval:
 
     cand: np.ndarray      # counted occurrences first, then ``n_extra`` candidate-only rows
     n_tokens: int
-    bits0: int
-    bits1: int
+    bits: tuple[int, ...]  # the query's common-token bits, one int64 pattern per word
     n_extra: int
 
 
@@ -219,8 +218,7 @@ class Index:
                 bit = self._common.get(tok)
                 if bit is not None:
                     bits |= 1 << bit
-            self.rows[r, ROW_BITS0] = _signed(bits & _LOW64)
-            self.rows[r, ROW_BITS1] = _signed(bits >> 64)
+            self.rows[r, ROW_BITS0:] = _words(bits)
             for cat in dict.fromkeys((*self._product_cats[b.pid], *target_cats)):
                 self._postings(self._by_category, cat).add(r)
         self._changed()
@@ -322,7 +320,7 @@ class Index:
             cand = parts[0]
         else:
             cand = np.concatenate(parts)
-        found = Retrieval(cand, len(toks), _signed(bits & _LOW64), _signed(bits >> 64), n_extra)
+        found = Retrieval(cand, len(toks), _words(bits), n_extra)
         if len(self._query_cache) >= _QUERY_CACHE_MAX:
             self._query_cache.clear()
         self._query_cache[query] = found
@@ -378,3 +376,8 @@ _LOW64 = (1 << 64) - 1
 def _signed(u: int) -> int:
     """A 64-bit pattern as the int64 numpy stores."""
     return u - (1 << 64) if u >= 1 << 63 else u
+
+
+def _words(bits: int) -> tuple[int, ...]:
+    """A bit set as ``BIT_WORDS`` int64 patterns, lowest bits first."""
+    return tuple(_signed((bits >> (64 * k)) & _LOW64) for k in range(BIT_WORDS))

@@ -20,6 +20,7 @@ from auction import (
     select_and_clear_py,
     tie_keys,
 )
+from auction.selection import BIT_WORDS
 
 Winners = list[tuple[int, int]]
 
@@ -86,11 +87,11 @@ def params(
     exclude: int = -1,
     tokens: int = 0,
     min_match: int = 0,
-    query_bits: tuple[int, int] = (0, 0),
+    query_bits: tuple[int, ...] = (),
     n_extra: int = 0,
 ) -> npt.NDArray[np.int64]:
-    p = i64([now, reserve, increment, slots, seed, exclude, tokens, min_match, *query_bits,
-             n_extra])
+    words = [*query_bits, *[0] * (BIT_WORDS - len(query_bits))]
+    p = i64([now, reserve, increment, slots, seed, exclude, tokens, min_match, *words, n_extra])
     assert len(p) == PARAMS_LEN
     return p
 

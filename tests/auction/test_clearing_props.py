@@ -128,7 +128,7 @@ def selections(
     draw: st.DrawFn,
 ) -> tuple[list[int], list[list[int]], list[list[int]], npt.NDArray[np.int64]]:
     n_camps = draw(st.integers(1, 5))
-    with_bits = draw(st.booleans())
+    bit_words = draw(st.sampled_from([0, 2, 4]))  # row tables of 4, 6 and 8 columns
     campaigns = [
         [
             draw(st.sampled_from([0, 1, 1, 1])),
@@ -145,13 +145,13 @@ def selections(
             draw(st.integers(0, 5)),
             draw(BIDS),
             draw(st.one_of(st.sampled_from([1, 500_000, 1_000_000]), st.integers(0, 10**6))),
-            *([draw(SIGNED_BITS), draw(SIGNED_BITS)] if with_bits else []),
+            *[draw(SIGNED_BITS) for _ in range(bit_words)],
         ]
         for _ in range(n_rows)
     ]
     cand = draw(st.lists(st.integers(0, n_rows - 1), max_size=40))
     tokens = draw(st.integers(0, 4))
-    query_bits = (draw(SIGNED_BITS), draw(SIGNED_BITS)) if with_bits else (0, 0)
+    query_bits = tuple(draw(SIGNED_BITS) for _ in range(bit_words))
     prm = params(
         now=draw(st.sampled_from([0, 100, 500, 899, 900])),
         reserve=draw(st.sampled_from([0, 50, 100])),
