@@ -1,16 +1,19 @@
 """HTTP benchmark: ``POST /v1/ads`` against the floor of PERFORMANCE.md, in one run.
 
-    python loadtest/bench.py [--duration 15] [--connections 32] [--products N]
-                             [--campaigns N] [--workers 1] [--skip-floor]
+    python loadtest/bench.py [--rounds 3] [--duration 15] [--connections 32]
+                             [--products N] [--campaigns N] [--workers 1] [--skip-floor]
 
 1. Loads seeded demo data into a fresh temporary data directory (timed), starts
    ``python -m exchange serve`` pinned to CPU 0 and waits for ``/readyz`` (timed).
 2. Builds a realistic request mix from the catalogue listing (~70% search queries made of
    title/brand/category words, ~30% product pages; varied shoppers, browser user agents,
-   public IPs), checks the fill rate on a few hundred requests, warms up, and drives the
-   exchange with ``wrk`` pinned to CPU 1 (``loadtest/wrk/ads.lua`` rotates the bodies).
-3. Does the same against ``loadtest/floor.py`` (same uvicorn settings, same bodies).
-4. Prints a table and one JSON line, and writes it to ``loadtest/results/``.
+   public IPs) and checks the fill rate on a few hundred requests.
+3. Starts ``loadtest/floor.py`` (same uvicorn settings, same CPU) beside the exchange; both
+   stay up, only one is loaded at a time.
+4. ``--rounds`` times: warms up and measures the floor, then warms up and measures the
+   exchange, with ``wrk`` pinned to CPU 1 (``loadtest/wrk/ads.lua`` rotates the bodies).
+   The headline is the median over rounds (the ratio: median of the per-round ratios).
+5. Prints a table and one JSON line, and writes it to ``loadtest/results/``.
 
 Servers are stopped (SIGINT, SIGKILL after 15 s) and the temporary directory removed on
 every exit path, Ctrl-C included. ``--target-floor-twice`` points the "ads" phase at a
@@ -32,6 +35,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -209,6 +213,19 @@ def choose_pinning(server_cpus: str, wrk_cpus: str) -> tuple[str | None, str | N
         print("warning: fewer than 2 CPUs; server and wrk share them, unpinned", flush=True)
         return None, None
     return server_cpus, wrk_cpus
+
+
+def group_cpu_s(pgid: int) -> float:
+    """User + system CPU seconds of every live process in process group ``pgid``."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            rest = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(rest) > 12 and rest[2] == str(pgid):
+            total += int(rest[11]) + int(rest[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 # --- HTTP helpers -----------------------------------------------------------------------
@@ -471,20 +488,27 @@ def drive(
     url: str,
     bodies_file: Path,
     label: str,
-) -> WrkResult:
-    if args.warmup > 0:
-        print(f"  warm-up {args.warmup:.0f}s ...", flush=True)
+    *,
+    warmup: float,
+    idle: subprocess.Popen[bytes] | None = None,
+) -> tuple[WrkResult, float | None]:
+    """Warm up, then measure; also returns the CPU share (%) that the idle server
+    ``idle`` used during the measurement (it should be ~0: it only waits)."""
+    if warmup > 0:
+        print(f"  warm-up {warmup:.0f}s ...", flush=True)
         run_wrk(
             procs,
             wrk_cpus,
             url,
             bodies_file,
-            duration=args.warmup,
+            duration=warmup,
             connections=args.connections,
             threads=args.threads,
             name=f"wrk-{label}-warmup",
         )
     print(f"  wrk -t{args.threads} -c{args.connections} -d{args.duration:.0f}s ...", flush=True)
+    idle_cpu0 = group_cpu_s(idle.pid) if idle is not None else 0.0
+    t0 = time.monotonic()
     res = run_wrk(
         procs,
         wrk_cpus,
@@ -495,12 +519,39 @@ def drive(
         threads=args.threads,
         name=f"wrk-{label}",
     )
+    idle_pct = None
+    if idle is not None:
+        idle_pct = 100 * (group_cpu_s(idle.pid) - idle_cpu0) / (time.monotonic() - t0)
     print(
         f"  {res.rps:,.0f} req/s  p50 {res.p50_ms:.2f} ms  p99 {res.p99_ms:.2f} ms  "
-        f"non-2xx {res.non_2xx}  errors {res.errors}",
+        f"non-2xx {res.non_2xx}  errors {res.errors}"
+        + ("" if idle_pct is None else f"  (idle server {idle_pct:.1f}% CPU)"),
         flush=True,
     )
-    return res
+    return res, idle_pct
+
+
+def combine(results: Sequence[WrkResult]) -> dict[str, Any]:
+    """One phase's figures over all rounds, shaped like ``vars(WrkResult)``: rates and
+    percentiles are medians, counts are sums, ``max_ms`` is the maximum."""
+    requests = sum(r.requests for r in results)
+    return {
+        "rps": statistics.median(r.rps for r in results),
+        "p50_ms": statistics.median(r.p50_ms for r in results),
+        "p99_ms": statistics.median(r.p99_ms for r in results),
+        "p90_ms": statistics.median(r.p90_ms for r in results),
+        "p999_ms": statistics.median(r.p999_ms for r in results),
+        "max_ms": max(r.max_ms for r in results),
+        "requests": requests,
+        "non_2xx": sum(r.non_2xx for r in results),
+        "errors": sum(r.errors for r in results),
+        "errors_by_kind": {
+            k: sum(r.errors_by_kind.get(k, 0) for r in results) for k in results[0].errors_by_kind
+        },
+        "avg_response_bytes": (
+            sum(r.avg_response_bytes * r.requests for r in results) / requests if requests else 0.0
+        ),
+    }
 
 
 # --- the servers ------------------------------------------------------------------------
@@ -651,6 +702,9 @@ def _mark(ok: bool | None) -> str:
 
 
 def print_table(r: dict[str, Any]) -> None:
+    def f(v: float | None, fmt: str) -> str:
+        return "-" if v is None else format(v, fmt)
+
     def row(
         name: str,
         rps: float | None,
@@ -658,20 +712,45 @@ def print_table(r: dict[str, Any]) -> None:
         p99: float | None,
         non2xx: int | None,
         errors: int | None,
+        ratio: float | None = None,
     ) -> str:
-        def f(v: float | None, fmt: str) -> str:
-            return "-" if v is None else format(v, fmt)
-
         return (
-            f"{name:<22}{f(rps, ',.0f'):>10}{f(p50, '.2f'):>10}{f(p99, '.2f'):>10}"
-            f"{f(non2xx, 'd'):>9}{f(errors, 'd'):>8}"
+            f"{name:<34}{f(rps, ',.0f'):>10}{f(p50, '.2f'):>10}{f(p99, '.2f'):>10}"
+            f"{f(non2xx, 'd'):>9}{f(errors, 'd'):>8}" + ("" if ratio is None else f"{ratio:>9.3f}")
         )
 
     print()
-    print(f"{'':<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>9}{'errors':>8}")
+    print(
+        f"{'':<34}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>9}{'errors':>8}{'ratio':>9}"
+    )
+    for rd in r["rounds"]:
+        i = rd["round"]
+        if rd.get("floor_rps") is not None:
+            print(
+                row(
+                    f"#{i} floor",
+                    rd["floor_rps"],
+                    rd["floor_p50_ms"],
+                    rd["floor_p99_ms"],
+                    rd.get("floor_non_2xx"),
+                    rd.get("floor_errors"),
+                )
+            )
+        print(
+            row(
+                f"#{i} {r['ads_label']}",
+                rd["ads_rps"],
+                rd["ads_p50_ms"],
+                rd["ads_p99_ms"],
+                rd["non_2xx"],
+                rd["errors"],
+                rd["ratio"],
+            )
+        )
+    n = len(r["rounds"])
     print(
         row(
-            "floor (starlette+msgspec)",
+            "floor (starlette+msgspec) median" if n > 1 else "floor (starlette+msgspec)",
             r["floor_rps"],
             r["floor_p50_ms"],
             r["floor_p99_ms"],
@@ -681,12 +760,13 @@ def print_table(r: dict[str, Any]) -> None:
     )
     print(
         row(
-            r["ads_label"],
+            f"{r['ads_label']} median" if n > 1 else r["ads_label"],
             r["ads_rps"],
             r["ads_p50_ms"],
             r["ads_p99_ms"],
             r["non_2xx"],
             r["errors"],
+            r["ratio"],
         )
     )
     ratio = r["ratio"]
@@ -697,6 +777,11 @@ def print_table(r: dict[str, Any]) -> None:
         f"target >= {TARGET_RATIO:.2f}  "
         f"{_mark(None if ratio is None else ratio >= TARGET_RATIO)}"
     )
+    if r.get("ratio_min") is not None and n > 1:
+        print(
+            f"  per-round ratios     {r['ratio_min']:>10.3f} .. {r['ratio_max']:.3f} "
+            f"(median of {n} rounds)"
+        )
     print(
         f"ads p99                {p99:>10.2f}   target <= {TARGET_P99_MS:.0f} ms  "
         f"{_mark(p99 <= TARGET_P99_MS)}"
@@ -712,7 +797,8 @@ def print_table(r: dict[str, Any]) -> None:
         print(f"demo data load         {r['demo_load_s']:>10.1f} s")
     print(f"ready (/readyz)        {r['index_ready_s']:>10.2f} s after start")
     print(
-        f"{r['duration_s']:.0f} s per phase, {r['connections']} connections, "
+        f"{n} round(s) of floor then ads, {r['duration_s']:.0f} s per phase, "
+        f"{r['connections']} connections, "
         f"{r['bodies']} bodies (avg {r['avg_body_bytes']:.0f} B); "
         f"{r['machine']['cpu']} x{r['machine']['nproc']}"
     )
@@ -724,8 +810,19 @@ def print_table(r: dict[str, Any]) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--rounds", type=int, default=3, help="alternating floor/ads rounds; medians (3)"
+    )
     p.add_argument("--duration", type=float, default=15.0, help="seconds per phase (15)")
-    p.add_argument("--warmup", type=float, default=3.0, help="warm-up seconds per phase (3)")
+    p.add_argument(
+        "--warmup", type=float, default=3.0, help="warm-up seconds per phase, round 1 (3)"
+    )
+    p.add_argument(
+        "--round-warmup",
+        type=float,
+        default=1.0,
+        help="warm-up seconds per phase from round 2 on (1)",
+    )
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--threads", type=int, default=1, help="wrk threads (1)")
     p.add_argument("--products", type=int, default=None, help="demo products (demo default)")
@@ -748,7 +845,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="harness self-test: the 'ads' phase hits floor.py --stand-in, not the exchange",
     )
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.rounds < 1:
+        p.error("--rounds must be at least 1")
+    return args
 
 
 def run(args: argparse.Namespace, procs: Procs) -> dict[str, Any]:
@@ -812,46 +912,114 @@ def run(args: argparse.Namespace, procs: Procs) -> dict[str, Any]:
             flush=True,
         )
 
-    print(f"load: {label}", flush=True)
-    ads = drive(procs, args, wrk_cpus, url, bodies_file, "ads")
-    after = sample_fill(url, bodies[-min(100, len(bodies)) :])
-    procs.stop(server)
-    if not args.target_floor_twice:
-        kill_stray_redis(tmp / "data")
-
-    # 3. the floor
-    floor: WrkResult | None = None
+    # 3. the floor, beside the exchange (idle while the other one is loaded)
+    fproc: subprocess.Popen[bytes] | None = None
+    fbase = ""
     if not args.skip_floor:
-        print("load: floor (loadtest/floor.py)", flush=True)
-        fproc, fbase, _ = start_floor(
+        print("starting the floor (loadtest/floor.py) ...", flush=True)
+        fproc, fbase, fready = start_floor(
             procs, server_cpus, "floor", stand_in=False, ready_timeout=args.ready_timeout
         )
         check = sample_fill(fbase + "/v1/ads", bodies[:50])
         if check.ok != check.sent:
             raise BenchError(f"the floor rejected a body: {check.first_error}")
-        floor = drive(procs, args, wrk_cpus, fbase + "/v1/ads", bodies_file, "floor")
-        procs.stop(fproc)
+        print(f"  ready in {fready:.2f}s at {fbase}", flush=True)
 
-    # 4. report
+    # 4. alternating rounds: floor, then ads
+    floors: list[WrkResult] = []
+    adss: list[WrkResult] = []
+    rounds: list[dict[str, Any]] = []
+    for i in range(1, args.rounds + 1):
+        warmup = args.warmup if i == 1 else args.round_warmup
+        entry: dict[str, Any] = {"round": i}
+        floor: WrkResult | None = None
+        if fproc is not None:
+            print(f"round {i}/{args.rounds} load: floor (loadtest/floor.py)", flush=True)
+            floor, idle_pct = drive(
+                procs,
+                args,
+                wrk_cpus,
+                fbase + "/v1/ads",
+                bodies_file,
+                f"floor-r{i}",
+                warmup=warmup,
+                idle=server,
+            )
+            floors.append(floor)
+            entry.update(
+                floor_rps=round(floor.rps, 1),
+                floor_p50_ms=round(floor.p50_ms, 3),
+                floor_p99_ms=round(floor.p99_ms, 3),
+            )
+        print(f"round {i}/{args.rounds} load: {label}", flush=True)
+        ads, ads_idle_pct = drive(
+            procs, args, wrk_cpus, url, bodies_file, f"ads-r{i}", warmup=warmup, idle=fproc
+        )
+        adss.append(ads)
+        entry.update(
+            ads_rps=round(ads.rps, 1),
+            ads_p50_ms=round(ads.p50_ms, 3),
+            ads_p99_ms=round(ads.p99_ms, 3),
+            ratio=round(ads.rps / floor.rps, 4) if floor and floor.rps else None,
+            non_2xx=ads.non_2xx,
+            errors=ads.errors,
+        )
+        if floor is not None:
+            entry.update(
+                floor_non_2xx=floor.non_2xx,
+                floor_errors=floor.errors,
+                # CPU share of the idle server while the other one was measured
+                idle_exchange_cpu_pct=None if idle_pct is None else round(idle_pct, 2),
+                idle_floor_cpu_pct=None if ads_idle_pct is None else round(ads_idle_pct, 2),
+            )
+        rounds.append(entry)
+        if entry["ratio"] is not None:
+            print(f"  round {i} ratio {entry['ratio']:.3f}", flush=True)
+
+    after = sample_fill(url, bodies[-min(100, len(bodies)) :])
+    if fproc is not None:
+        procs.stop(fproc)
+    procs.stop(server)
+    if not args.target_floor_twice:
+        kill_stray_redis(tmp / "data")
+
+    # 5. report: medians over rounds
+    ads_all = combine(adss)
+    floor_all = combine(floors) if floors else None
+    ratios = [r["ratio"] for r in rounds if r["ratio"] is not None]
+    ratio = statistics.median(ratios) if ratios else None
+    idle_pcts = [
+        v
+        for r in rounds
+        for v in (r.get("idle_exchange_cpu_pct"), r.get("idle_floor_cpu_pct"))
+        if v is not None
+    ]
+    if idle_pcts and max(idle_pcts) > 2.0:
+        print(
+            f"WARNING: an idle server used up to {max(idle_pcts):.1f}% CPU while the other "
+            "was measured; see rounds[].idle_*_cpu_pct",
+            flush=True,
+        )
     sha, dirty = git_info()
     return {
         "bench": "http",
-        "floor_rps": round(floor.rps, 1) if floor else None,
-        "floor_p50_ms": round(floor.p50_ms, 3) if floor else None,
-        "floor_p99_ms": round(floor.p99_ms, 3) if floor else None,
-        "ads_rps": round(ads.rps, 1),
-        "ads_p50_ms": round(ads.p50_ms, 3),
-        "ads_p99_ms": round(ads.p99_ms, 3),
-        "ratio": round(ads.rps / floor.rps, 4) if floor and floor.rps else None,
+        "floor_rps": round(floor_all["rps"], 1) if floor_all else None,
+        "floor_p50_ms": round(floor_all["p50_ms"], 3) if floor_all else None,
+        "floor_p99_ms": round(floor_all["p99_ms"], 3) if floor_all else None,
+        "ads_rps": round(ads_all["rps"], 1),
+        "ads_p50_ms": round(ads_all["p50_ms"], 3),
+        "ads_p99_ms": round(ads_all["p99_ms"], 3),
+        "ratio": None if ratio is None else round(ratio, 4),
         "fill_rate": None if sample.fill_rate is None else round(sample.fill_rate, 4),
-        "non_2xx": ads.non_2xx,
-        "errors": ads.errors,
+        "non_2xx": ads_all["non_2xx"],
+        "errors": ads_all["errors"],
         "demo_load_s": None if demo_load_s is None else round(demo_load_s, 2),
         "index_ready_s": round(ready_s, 3),
         "connections": args.connections,
         "duration_s": args.duration,
         "machine": machine(),
         "versions": versions(),
+        "rounds": rounds,
         "git_sha": sha,
         # details beyond the headline figures
         "git_dirty": dirty,
@@ -859,6 +1027,9 @@ def run(args: argparse.Namespace, procs: Procs) -> dict[str, Any]:
         "ads_label": label,
         "self_test": bool(args.target_floor_twice),
         "valid": valid,
+        "ratio_min": min(ratios) if ratios else None,
+        "ratio_max": max(ratios) if ratios else None,
+        "round_warmup_s": args.round_warmup,
         "workers": args.workers,
         "threads": args.threads,
         "warmup_s": args.warmup,
@@ -872,10 +1043,14 @@ def run(args: argparse.Namespace, procs: Procs) -> dict[str, Any]:
         "fill_ok": sample.ok,
         "ads_per_answer": round(sample.ads / sample.ok, 3) if sample.ok else None,
         "fill_rate_after": None if after.fill_rate is None else round(after.fill_rate, 4),
-        "ads_detail": vars(ads),
-        "floor_detail": vars(floor) if floor else None,
-        "floor_non_2xx": floor.non_2xx if floor else None,
-        "floor_errors": floor.errors if floor else None,
+        # over all rounds (medians of rates and percentiles, sums of counts) ...
+        "ads_detail": ads_all,
+        "floor_detail": floor_all,
+        "floor_non_2xx": floor_all["non_2xx"] if floor_all else None,
+        "floor_errors": floor_all["errors"] if floor_all else None,
+        # ... and per round
+        "ads_detail_rounds": [vars(r) for r in adss],
+        "floor_detail_rounds": [vars(r) for r in floors],
     }
 
 

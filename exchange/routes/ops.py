@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from exchange.openapi import document
 from exchange.responses import json_response
 from exchange.runtime import Runtime
 
@@ -45,7 +46,18 @@ async def placements(request: Request) -> Response:
     ])
 
 
+_OPENAPI: bytes | None = None
+
+
+async def openapi(request: Request) -> Response:
+    global _OPENAPI
+    if _OPENAPI is None:
+        _OPENAPI = json_response(document()).body
+    return Response(_OPENAPI, media_type="application/json")
+
+
 routes = [
+    Route("/openapi.json", openapi, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),

@@ -139,3 +139,18 @@ async def test_unknown_route_and_method_are_json(client: httpx.AsyncClient) -> N
     assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
     r = await client.get("/v1/ads")
     assert r.status_code == 405
+
+
+async def test_openapi_documents_every_route(client: httpx.AsyncClient,
+                                             exchange_app: Exchange) -> None:
+    doc = (await client.get("/openapi.json")).json()
+    assert doc["openapi"].startswith("3.1")
+    documented = {(path, method.upper()) for path, ops in doc["paths"].items() for method in ops}
+    served = {("/v1/ads", "POST")}
+    for route in exchange_app.starlette.routes:
+        for method in getattr(route, "methods", None) or ():
+            if method != "HEAD" and route.path != "/openapi.json":
+                served.add((route.path, method))
+    assert served <= documented, served - documented
+    ad_request = doc["components"]["schemas"]["AdRequest"]
+    assert set(ad_request["required"]) == {"placement", "page"}
