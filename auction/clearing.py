@@ -17,9 +17,8 @@ Instead of sorting all N candidates, the kernel makes one pass keeping the best
 ``max(16, 4 * (n_slots + 1))`` eligible candidates in a small sorted buffer (an exact
 prefix of the ranking) and walks that greedily. Only when dedupe exhausts the buffer
 before ``n_slots + 1`` are kept (one past the last slot, to price it) does it fall back to
-selection scans, each picking the best candidate that clashes with nothing kept so far.
-Either way the cost is about one pass over N, O((n_slots + 1) * N) at worst, and nothing
-larger than O(n_slots) is allocated per call.
+the greedy walk over a full stable sort (``_sorted_walk``, O(N log N), two N-sized
+scratch arrays). The common case costs one pass over N and allocates O(n_slots).
 """
 
 from __future__ import annotations
@@ -131,7 +130,7 @@ def _top_prefix(
 
 
 @njit(cache=True, nogil=True)
-def _scan_kept(
+def _sorted_walk(
     bid: npt.NDArray[np.int64],
     quality: npt.NDArray[np.int64],
     campaign: npt.NDArray[np.int64],
@@ -142,40 +141,55 @@ def _scan_kept(
     n: int,
     reserve: int,
     kept: npt.NDArray[np.int64],
-    n_kept: int,
 ) -> int:
-    """Extend ``kept`` by selection scans: each scan takes the best non-clashing candidate.
+    """The whole greedy walk over a full sort: used when dedupe ate the top prefix.
 
-    That is the next entry of the sorted greedy walk, because everything ranked above the
-    last kept candidate is either kept or clashes with a kept one. The clash test only
-    runs when a candidate beats the running best, which is rare.
+    That happens when one campaign (or product) holds many of the best candidates, as a
+    brand bidding on dozens of SKUs of one category does on its product pages. A stable
+    sort by score keeps equal scores in index order; each run of equal scores is then
+    ordered by tie key (descending), index breaking exact ties, as the ranking demands.
+    O(n log n), where repeated selection scans were O(n · slots · kept).
     """
+    idx = np.empty(n, np.int64)
+    score = np.empty(n, np.int64)
+    m = 0
+    for i in range(n):
+        b = bid[i]
+        q = quality[i]
+        if b < reserve or q <= 0:
+            continue
+        idx[m] = i
+        score[m] = -(b * q)
+        m += 1
+    order = np.argsort(score[:m], kind="mergesort")
     need = kept.shape[0]
-    while n_kept < need:
-        best = -1
-        best_score = np.int64(0)
-        best_tk = np.uint64(0)
-        for i in range(n):
-            b = bid[i]
-            q = quality[i]
-            if b < reserve or q <= 0:
-                continue
-            s = b * q
-            if best >= 0:
-                if s < best_score:
-                    continue
-                # Equal key: the earlier (lower) index is already the best.
-                if s == best_score and _key(tiekey, lazy, seed, campaign, product, i) <= best_tk:
-                    continue
-            if _clashes(campaign, product, kept, n_kept, i):
-                continue
-            best = i
-            best_score = s
-            best_tk = _key(tiekey, lazy, seed, campaign, product, i)
-        if best < 0:
-            break
-        kept[n_kept] = best
-        n_kept += 1
+    n_kept = 0
+    start = 0
+    while start < m and n_kept < need:
+        end = start + 1
+        while end < m and score[order[end]] == score[order[start]]:
+            end += 1
+        run = np.empty(end - start, np.int64)
+        keys = np.empty(end - start, np.uint64)
+        for r in range(end - start):
+            i = idx[order[start + r]]
+            t = _key(tiekey, lazy, seed, campaign, product, i)
+            pos = r
+            # Insertion by (key desc, index asc); runs of equal scores are short.
+            while pos > 0 and (t > keys[pos - 1] or (t == keys[pos - 1] and i < run[pos - 1])):
+                run[pos] = run[pos - 1]
+                keys[pos] = keys[pos - 1]
+                pos -= 1
+            run[pos] = i
+            keys[pos] = t
+        for r in range(end - start):
+            if n_kept == need:
+                break
+            i = run[r]
+            if not _clashes(campaign, product, kept, n_kept, i):
+                kept[n_kept] = i
+                n_kept += 1
+        start = end
     return n_kept
 
 
@@ -226,10 +240,10 @@ def clear_core(
             kept[n_kept] = i
             n_kept += 1
     if n_kept < need and count == cap:
-        # Dedupe ate the whole prefix and the rest of the ranking is unknown: fall back to
-        # selection scans, which continue from the kept list built so far.
-        n_kept = _scan_kept(
-            bid, quality, campaign, product, tiekey, lazy, seed, n, reserve, kept, n_kept
+        # Dedupe ate the whole prefix and the rest of the ranking is unknown: redo the
+        # walk over a full sort (its first n_kept picks are the ones made above).
+        n_kept = _sorted_walk(
+            bid, quality, campaign, product, tiekey, lazy, seed, n, reserve, kept
         )
 
     n_win = min(n_kept, n_slots)

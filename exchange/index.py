@@ -43,7 +43,7 @@ _QUERY_CACHE_MAX = 20_000
 COMMON_MIN_ROWS = 512
 COMMON_MAX = 64 * BIT_WORDS
 # How many of a common token's best live rows stand in for its whole posting list.
-COMMON_BLOCK = 256
+COMMON_BLOCK = 128
 
 
 @dataclass(slots=True, frozen=True)
