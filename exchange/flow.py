@@ -114,7 +114,7 @@ class AdServer:
         bits = _NO_BITS
         cand = _EMPTY
         if placement.kind != "sponsored_product":
-            cand = _EMPTY  # display campaigns and DSPs are not wired in yet
+            pass  # display creatives and DSPs are not wired in yet: no candidates
         elif page.type == "search":
             if not page.query or not page.query.strip():
                 raise BadRequest("a search page needs a query", field="page.query")

@@ -286,9 +286,6 @@ class Index:
     def needs_compaction(self) -> bool:
         return self.dead_rows > 50_000 and self.dead_rows > self.n_rows // 3
 
-    def live_campaigns(self) -> list[CampaignRecord]:
-        return [r for r in self.campaign_records if r is not None]
-
     # ---- retrieval (hot path) ---------------------------------------------------------
 
     def query_candidates(self, query: str) -> Retrieval:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -105,7 +105,4 @@ class Metrics:
         self.spend = Counter(
             "endcap_spend_micros", "Money charged to campaigns, micro-units",
             ["kind"], registry=self.registry,
-        )
-        self.events_pending = Gauge(
-            "endcap_events_pending", "Events queued for the event log", registry=self.registry,
         )

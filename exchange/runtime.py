@@ -14,8 +14,9 @@ import logging
 import time
 
 import redis.asyncio as aioredis
+from starlette.requests import Request
 
-from auction.selection import CAMP_LIVE, warm_up
+from auction.selection import warm_up
 from exchange import campaigns, catalog, changes, keys
 from exchange.clock import business_day
 from exchange.events import EventLog
@@ -158,11 +159,12 @@ class Runtime:
             today = self.today()
             if today != self.index.today:
                 self.index.roll_day(today)
-            self.metrics.events_pending.set(self.events.pending)
 
-    def campaign_live(self, campaign_id: int) -> bool:
-        slot = self.index.campaign_slot.get(campaign_id)
-        return slot is not None and bool(self.index.campaigns[slot, CAMP_LIVE])
+
+def runtime_of(request: Request) -> Runtime:
+    """The worker's runtime, from a Starlette request (set by the app at build time)."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
 
 
 def _settle_gc() -> None:

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
 
+from auction.selection import CAMP_LIVE
 from exchange import changes
 from exchange.clock import business_day
 from exchange.events import Event, EventLog, encoder
@@ -123,6 +124,6 @@ class Tracker:
         self._metrics.beacons.labels(kind, "recorded").inc()
         if result.charged_micros:
             self._metrics.spend.labels("cpc").inc(result.charged_micros)
-        if result.exhausted and slot is not None and index.campaigns[slot, 0]:
+        if result.exhausted and slot is not None and index.campaigns[slot, CAMP_LIVE]:
             await changes.publish(self._client, "budget", [token.campaign_id])
         return token

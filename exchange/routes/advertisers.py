@@ -9,11 +9,11 @@ from starlette.routing import Route
 from exchange import advertisers
 from exchange.auth import require_operator
 from exchange.responses import json_response, read_json
-from exchange.routes.ops import _rt
+from exchange.runtime import runtime_of
 
 
 async def create_advertiser(request: Request) -> Response:
-    rt = _rt(request)
+    rt = runtime_of(request)
     require_operator(request, rt.settings.operator_key)
     body = await read_json(request, advertisers.AdvertiserIn, rt.settings.max_body_bytes)
     created = await advertisers.create(rt.client, body)

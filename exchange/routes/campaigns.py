@@ -14,8 +14,7 @@ from exchange.auth import require_advertiser
 from exchange.campaigns import CampaignIn, CampaignPatch, CampaignRecord
 from exchange.errors import NotFound
 from exchange.responses import json_response, read_json
-from exchange.routes.ops import _rt
-from exchange.runtime import Runtime
+from exchange.runtime import Runtime, runtime_of
 
 BODY_MAX = 4 * 1024 * 1024  # 10,000 SKU bids fit
 
@@ -44,7 +43,7 @@ async def _out(rt: Runtime, records: list[CampaignRecord]) -> list[campaigns.Cam
 
 
 async def create_campaign(request: Request) -> Response:
-    rt = _rt(request)
+    rt = runtime_of(request)
     advertiser_id = await require_advertiser(request, rt.client, rt.settings.operator_key)
     body = await read_json(request, CampaignIn, BODY_MAX)
     pids = await _pids(rt, body)
@@ -65,7 +64,7 @@ def _campaign_id(request: Request) -> int | None:
 
 
 async def get_campaign(request: Request) -> Response:
-    rt = _rt(request)
+    rt = runtime_of(request)
     advertiser_id = await require_advertiser(request, rt.client, rt.settings.operator_key)
     record = await campaigns.load_owned(rt.client, _campaign_id(request), advertiser_id)
     (out,) = await _out(rt, [record])
@@ -73,7 +72,7 @@ async def get_campaign(request: Request) -> Response:
 
 
 async def list_campaigns(request: Request) -> Response:
-    rt = _rt(request)
+    rt = runtime_of(request)
     advertiser_id = await require_advertiser(request, rt.client, rt.settings.operator_key)
     ids = sorted(int(i) for i in await rt.client.smembers(keys.advertiser_campaigns(advertiser_id)))
     records = [r for r in await campaigns.load_many(rt.client, ids)
@@ -82,7 +81,7 @@ async def list_campaigns(request: Request) -> Response:
 
 
 async def patch_campaign(request: Request) -> Response:
-    rt = _rt(request)
+    rt = runtime_of(request)
     advertiser_id = await require_advertiser(request, rt.client, rt.settings.operator_key)
     record = await campaigns.load_owned(rt.client, _campaign_id(request), advertiser_id)
     patch = await read_json(request, CampaignPatch, BODY_MAX)

@@ -10,14 +10,14 @@ from exchange import catalog, changes
 from exchange.auth import require_operator
 from exchange.errors import BadRequest
 from exchange.responses import json_response, read_json
-from exchange.routes.ops import _rt
+from exchange.runtime import runtime_of
 from exchange.tokenizer import category_path, tokens
 
 MAX_LIMIT = 500
 
 
 async def put_products(request: Request) -> Response:
-    rt = _rt(request)
+    rt = runtime_of(request)
     require_operator(request, rt.settings.operator_key)
     body = await read_json(request, list[catalog.ProductIn], 16 * 1024 * 1024)
     records = await catalog.upsert(rt.client, body)
@@ -36,7 +36,7 @@ def _int_param(request: Request, name: str, default: int, lo: int, hi: int) -> i
 
 async def list_products(request: Request) -> Response:
     """Products in pid order from the worker's index; ``cursor`` is the last pid seen."""
-    rt = _rt(request)
+    rt = runtime_of(request)
     require_operator(request, rt.settings.operator_key)
     limit = _int_param(request, "limit", 50, 1, MAX_LIMIT)
     cursor = _int_param(request, "cursor", 0, 0, 2**31)

@@ -9,12 +9,7 @@ from starlette.routing import Route
 
 from exchange.openapi import document
 from exchange.responses import json_response
-from exchange.runtime import Runtime
-
-
-def _rt(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
+from exchange.runtime import runtime_of
 
 
 async def healthz(request: Request) -> Response:
@@ -22,7 +17,7 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    rt = _rt(request)
+    rt = runtime_of(request)
     if not rt.ready:
         return json_response({"status": "starting"}, status=503)
     try:
@@ -33,12 +28,12 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    return Response(generate_latest(_rt(request).metrics.registry),
+    return Response(generate_latest(runtime_of(request).metrics.registry),
                     media_type=CONTENT_TYPE_LATEST)
 
 
 async def placements(request: Request) -> Response:
-    rt = _rt(request)
+    rt = runtime_of(request)
     return json_response([
         {"id": p.id, "kind": p.kind, "page_type": p.page_type, "slots": p.slots,
          "formats": p.formats, "floor": p.floor, "open_to_dsps": p.open_to_dsps}

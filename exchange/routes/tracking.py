@@ -7,18 +7,18 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from exchange.routes.ops import _rt
+from exchange.runtime import runtime_of
 
 _NO_STORE = {"cache-control": "no-store"}
 
 
 async def impression(request: Request) -> Response:
-    await _rt(request).tracker.impression(request.path_params["token"])
+    await runtime_of(request).tracker.impression(request.path_params["token"])
     return Response(status_code=204, headers=_NO_STORE)
 
 
 async def click(request: Request) -> Response:
-    location = await _rt(request).tracker.click(request.path_params["token"])
+    location = await runtime_of(request).tracker.click(request.path_params["token"])
     return RedirectResponse(location, status_code=302, headers=_NO_STORE)
 
 
