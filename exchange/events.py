@@ -1,8 +1,12 @@
 """The event log: one versioned schema for every event, and the write-behind queue.
 
 Wins are produced on the hot path and must never wait for Redis: the hot path appends
-a tuple to an in-process bounded queue, and a background task encodes and writes them
-to the ``ex:events`` stream in pipelined batches every ``event_flush_ms``. Billed events
+one auction's wins (tuples) to an in-process bounded queue, and a background task
+encodes and writes them to the ``ex:events`` stream every ``event_flush_ms``, one Lua
+call per batch. A stream entry holds either one event (field ``e``: a JSON object) or
+all the wins of one auction (field ``b``: a JSON array of events); every event keeps
+its own id. Grouping an auction's wins cuts the stream entries and the client's
+encoding work per request by ~4x. :func:`decode_entry` reads both forms. Billed events
 (impressions, clicks) are not queued: they are written by the ledger's Lua script in
 the same atomic step that moves the money, so the ledger always equals the log.
 Shutdown drains the queue before Redis is closed.
@@ -45,6 +49,16 @@ decoder = msgspec.json.Decoder(Event)
 
 # A queued win: (id, ts, request_id, placement, campaign_id, sku, price_micros, slot, shopper)
 WinTuple = tuple[str, int, str, str, int, str, int, int, str]
+_batch_decoder = msgspec.json.Decoder(list[Event])
+
+
+def decode_entry(fields: dict[bytes, bytes]) -> list[Event]:
+    """The events of one ``ex:events`` entry: a single one (``e``) or a batch (``b``)."""
+    if b"e" in fields:
+        return [decoder.decode(fields[b"e"])]
+    if b"b" in fields:
+        return _batch_decoder.decode(fields[b"b"])
+    return []
 
 
 class EventLog:
@@ -57,7 +71,7 @@ class EventLog:
         self._stream = stream
         self._maxlen = maxlen
         self._interval = flush_ms / 1000
-        self._queue: deque[WinTuple | Event] = deque()
+        self._queue: deque[list[WinTuple] | Event] = deque()
         self._queue_max = queue_max
         self._append = client.register_script(
             resources.files("exchange").joinpath("append.lua").read_text())
@@ -69,11 +83,12 @@ class EventLog:
         self.dropped = 0
         self.failures = 0
 
-    def add_win(self, win: WinTuple) -> None:
+    def add_wins(self, wins: list[WinTuple]) -> None:
+        """Queue the wins of one auction (one stream entry)."""
         if len(self._queue) >= self._queue_max:
-            self.dropped += 1
+            self.dropped += len(wins)
             return
-        self._queue.append(win)
+        self._queue.append(wins)
 
     def add(self, event: Event) -> None:
         if len(self._queue) >= self._queue_max:
@@ -108,10 +123,14 @@ class EventLog:
         while self._queue:
             n = min(batch, len(self._queue))
             items = [self._queue.popleft() for _ in range(n)]
-            payloads = [encoder.encode(item if isinstance(item, Event) else _win(item))
-                        for item in items]
+            args: list[bytes | int | str] = [self._maxlen]
+            for item in items:
+                if isinstance(item, Event):
+                    args += (b"e", encoder.encode(item))
+                else:
+                    args += (b"b", encoder.encode([_win(t) for t in item]))
             try:
-                await self._append(keys=[self._stream], args=[self._maxlen, *payloads])
+                await self._append(keys=[self._stream], args=args)
             except Exception:
                 # Put them back in order; they are retried on the next flush.
                 self._queue.extendleft(reversed(items))

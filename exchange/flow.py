@@ -33,7 +33,7 @@ from auction.selection import (
 )
 from exchange.adrequest import Ad, AdResponse, ProductCard, decoder, encoder
 from exchange.errors import ApiError, BadRequest
-from exchange.events import EventLog
+from exchange.events import EventLog, WinTuple
 from exchange.index import Index
 from exchange.metrics import AdStats
 from exchange.money import format_micros
@@ -176,7 +176,8 @@ class AdServer:
         shopper = ""
         if req.shopper is not None:
             shopper = req.shopper.loyalty_id or req.shopper.id or ""
-        sign, add_win = self._signer.sign, self._events.add_win
+        sign = self._signer.sign
+        wins: list[WinTuple] = []
         # Three array reads for all winners: numpy scalar indexing per field costs more.
         won = self._out[:n]
         winners = won.tolist()
@@ -201,6 +202,7 @@ class AdServer:
                 impression_url=f"{base_url}/t/i/{token}",
                 click_url=f"{base_url}/t/c/{token}",
             ))
-            add_win((imp_id.hex(), now_ms, request_id, placement.id, campaign_id, sku, price,
-                     slot, shopper))
+            wins.append((imp_id.hex(), now_ms, request_id, placement.id, campaign_id, sku, price,
+                         slot, shopper))
+        self._events.add_wins(wins)
         return ads

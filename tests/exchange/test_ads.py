@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import httpx
-import msgspec
 import redis
 
 from exchange import keys
 from exchange.app import Exchange
-from exchange.events import Event
+from exchange.events import decode_entry
 from tests.exchange.conftest import campaign_body, new_advertiser, seed_catalog, wait_for
 
 
@@ -125,7 +124,7 @@ async def test_wins_are_logged(client: httpx.AsyncClient, exchange_app: Exchange
                                               shopper={"id": "shp_1"}))
     await exchange_app.runtime.events.flush()
     entries = redis_sync.xrange(keys.EVENTS)
-    events = [msgspec.json.decode(fields[b"e"], type=Event) for _, fields in entries]
+    events = [e for _, fields in entries for e in decode_entry(fields)]
     wins = [e for e in events if e.type == "win"]
     assert [(e.request_id, e.slot, e.sku, e.shopper_id) for e in wins] == [
         ("logged", 0, "OAT-1", "shp_1"), ("logged", 1, "OAT-2", "shp_1")]

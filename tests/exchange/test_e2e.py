@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from exchange.embedded import free_port
+from exchange.events import decode_entry
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -176,10 +177,10 @@ def test_restart_keeps_data_and_events(data_dir: Path) -> None:
         url = json.loads((data_dir / "redis.json").read_text())["url"]
         client = redis.Redis.from_url(url)
         try:
-            logged = [json.loads(f[b"e"]) for _, f in client.xrange("ex:events")]
+            logged = [e for _, f in client.xrange("ex:events") for e in decode_entry(f)]
         finally:
             client.close()
-        assert sum(1 for e in logged if e.get("request_id") == "before-restart") == wins
+        assert sum(1 for e in logged if e.request_id == "before-restart") == wins
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)

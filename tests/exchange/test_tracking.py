@@ -12,7 +12,7 @@ import redis
 
 from exchange import keys
 from exchange.app import Exchange
-from exchange.events import Event, decoder
+from exchange.events import Event, decode_entry, decoder
 from fraud.signature import TokenSigner
 from tests.exchange.conftest import campaign_body, new_advertiser, seed_catalog, wait_for
 
@@ -67,7 +67,7 @@ def _billed(redis_sync: redis.Redis, kind: str) -> list[dict[bytes, bytes]]:
 
 
 def _events(redis_sync: redis.Redis) -> list[Event]:
-    return [decoder.decode(f[b"e"]) for f in _entries(redis_sync)]
+    return [e for f in _entries(redis_sync) for e in decode_entry(f)]
 
 
 async def _invalid_logged(app: Exchange, redis_sync: redis.Redis, n: int) -> list[Event]:
