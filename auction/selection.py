@@ -57,6 +57,12 @@ P_SEED = 4
 P_EXCLUDE_PRODUCT = 5
 P_QUERY_TOKENS = 6
 P_MIN_MATCH = 7
+# ``out`` columns: (row, price) always; the rest when ``out`` has OUT_COLS columns.
+OUT_CAMPAIGN_SLOT = 2
+OUT_PRODUCT = 3
+OUT_CAMPAIGN_ID = 4
+OUT_COLS = 5
+
 P_QUERY_BITS0 = 8  # .. P_QUERY_BITS0 + BIT_WORDS - 1
 P_N_EXTRA = P_QUERY_BITS0 + BIT_WORDS
 PARAMS_LEN = P_N_EXTRA + 1
@@ -173,8 +179,17 @@ def select_and_clear(
     n_win = clear_core(
         bid, quality, camp_id, product, no_keys, True, seed, n, reserve, increment, n_slots, out
     )
+    # With room for them, also hand back what the caller needs to build each ad, so it
+    # does not index the tables again from Python (numpy scalar access is slow).
+    wide = out.shape[1] >= OUT_COLS
     for w in range(n_win):
-        out[w, OUT_INDEX] = row_of[out[w, OUT_INDEX]]
+        r = row_of[out[w, OUT_INDEX]]
+        out[w, OUT_INDEX] = r
+        if wide:
+            slot = rows[r, ROW_CAMPAIGN]
+            out[w, OUT_CAMPAIGN_SLOT] = slot
+            out[w, OUT_PRODUCT] = rows[r, ROW_PRODUCT]
+            out[w, OUT_CAMPAIGN_ID] = campaigns[slot, CAMP_ID]
     return n_win
 
 

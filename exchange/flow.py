@@ -17,7 +17,7 @@ import numpy as np
 
 from auction.selection import (
     BIT_WORDS,
-    CAMP_ID,
+    OUT_COLS,
     P_EXCLUDE_PRODUCT,
     P_INCREMENT,
     P_MIN_MATCH,
@@ -67,8 +67,9 @@ class AdServer:
         self._increment = min_increment_micros
         self._max_slots = max_slots
         self._params = np.zeros(PARAMS_LEN, dtype=np.int64)
-        self._out = np.zeros((max(max_slots, max(p.slots for p in placements.values())), 2),
-                             dtype=np.int64)
+        self._out = np.zeros(
+            (max(max_slots, max(p.slots for p in placements.values())), OUT_COLS),
+            dtype=np.int64)
         self._cards: dict[int, ProductCard] = {}
         self._cards_version = -1
 
@@ -178,17 +179,12 @@ class AdServer:
             shopper = req.shopper.loyalty_id or req.shopper.id or ""
         sign = self._signer.sign
         wins: list[WinTuple] = []
-        # Three array reads for all winners: numpy scalar indexing per field costs more.
-        won = self._out[:n]
-        winners = won.tolist()
-        meta = index.rows[won[:, 0], :2].tolist()            # [campaign slot, product id]
-        campaign_ids = index.campaigns[[m[0] for m in meta], CAMP_ID].tolist()
+        # One conversion for all winners: (row, price, campaign slot, product, campaign id).
+        winners = self._out[:n].tolist()
         products, public_ids = index.products, index.campaign_public_ids
         ads: list[Ad] = []
         for slot in range(n):
-            price = winners[slot][1]
-            camp_slot, pid = meta[slot]
-            campaign_id = campaign_ids[slot]
+            _, price, camp_slot, pid, campaign_id = winners[slot]
             imp_id = new_imp_id()
             token = sign(AdToken(imp_id, campaign_id, pid, price, slot, placement_no,
                                  KIND_SPONSORED_PRODUCT, now_s, expires))

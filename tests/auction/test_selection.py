@@ -110,3 +110,15 @@ def test_scratch_shorter_than_rows_is_refused() -> None:
             np.zeros(1, dtype=np.int32),
             out,
         )
+
+
+def test_wide_out_also_returns_campaign_slot_product_and_id() -> None:
+    from auction.selection import OUT_COLS
+
+    rows = np.array([[0, 7, M, M, 0, 0, 0, 0], [3, 9, 2 * M, M, 0, 0, 0, 0]], np.int64)
+    campaigns = np.array(CAMPAIGNS, np.int64)
+    out = np.zeros((2, OUT_COLS), np.int64)
+    n = select_and_clear(np.array([0, 1], np.int64), rows, campaigns, params(slots=2),
+                         np.zeros(2, np.int32), out)
+    assert n == 2
+    assert out.tolist() == [[1, M + 0, 3, 9, 103], [0, 0, 0, 7, 100]]
