@@ -41,7 +41,8 @@ class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
     price_micros: int = 0
     slot: int = -1
     shopper_id: str = ""
-    reason: str = ""              # invalid events: why
+    reason: str = ""              # invalid events: why (docs/invalid-traffic.md)
+    of: str = ""                  # invalid events: what was invalid (ad_request, click...)
 
 
 encoder = msgspec.json.Encoder()

@@ -44,8 +44,10 @@ class Runtime:
         self.index = Index()
         self.ready = False
         self.metrics = Metrics(gauges=self._gauges)
-        self.signer = TokenSigner(settings.signing_keys, settings.signing_key_id,
-                                  settings.token_ttl_s)
+        self.signer = TokenSigner(
+            settings.signing_keys, settings.signing_key_id, settings.token_ttl_s,
+            retired={k: int(at.timestamp()) for k, at in settings.retired_signing_keys.items()},
+        )
         self.events = EventLog(
             self.client, stream=keys.EVENTS, maxlen=settings.event_stream_maxlen,
             flush_ms=settings.event_flush_ms, queue_max=settings.event_queue_max,
@@ -60,8 +62,9 @@ class Runtime:
         self.tracker = Tracker(
             client=self.client, ledger=self.ledger, signer=self.signer,
             index=lambda: self.index, events=self.events, metrics=self.metrics,
-            zone=settings.zone, placement_ids=list(placements), fallback_url=
-            settings.fallback_landing_url,
+            zone=settings.zone, placement_ids=list(placements),
+            fallback_url=settings.fallback_landing_url,
+            min_click_delay_ms=settings.min_click_delay_ms,
         )
         self.feed: changes.ChangeFeed | None = None
         self._clock: asyncio.Task[None] | None = None

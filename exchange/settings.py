@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tomllib
 import zoneinfo
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -45,6 +46,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         default_factory=lambda: {"k1": "dev-signing-secret-change-me-0123456789"}
     )
     signing_key_id: str = "k1"
+    # Rotation: key id -> when its overlap window ends (its tokens are refused from then).
+    retired_signing_keys: dict[str, datetime] = msgspec.field(default_factory=dict)
     token_ttl_s: Annotated[int, msgspec.Meta(ge=10, le=7 * 86400)] = 3600
     timezone: str = "UTC"
     currency: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")] = "USD"
@@ -59,6 +62,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     public_url: str = ""
     # Where a click on an unreadable token lands (the storefront's home page).
     fallback_landing_url: str = "/"
+    # Invalid traffic (docs/invalid-traffic.md)
+    givt_file: str = "config/givt.toml"
+    min_click_delay_ms: Annotated[int, msgspec.Meta(ge=0, le=60_000)] = 250
+    rate_limit_sync_ms: Annotated[int, msgspec.Meta(ge=20, le=5_000)] = 200
+    # Peers whose X-Forwarded-For is believed (uvicorn's forwarded_allow_ips).
+    trusted_proxies: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.1", "::1"])
 
     @property
     def min_increment_micros(self) -> int:
@@ -98,11 +107,11 @@ def _env_overrides(environ: dict[str, str] | os._Environ[str]) -> dict[str, Any]
         key = f"ENDCAP_{field.name.upper()}"
         if key in environ:
             raw = environ[key]
-            if field.name == "signing_keys":
+            if field.name in ("signing_keys", "retired_signing_keys", "trusted_proxies"):
                 try:
                     out[field.name] = msgspec.json.decode(raw)
                 except msgspec.DecodeError as exc:
-                    raise SettingsError(f"{key}: expected a JSON object of id -> secret") from exc
+                    raise SettingsError(f"{key}: expected JSON") from exc
             else:
                 out[field.name] = raw
     if "redis_url" not in out and environ.get("REDIS_URL"):
@@ -142,6 +151,13 @@ def load_settings(
 
 
 def _check(s: Settings) -> None:
+    for key_id, at in s.retired_signing_keys.items():
+        if key_id not in s.signing_keys:
+            raise SettingsError(f"setting retired_signing_keys: {key_id!r} is not a signing key")
+        if key_id == s.signing_key_id:
+            raise SettingsError("setting retired_signing_keys: the current key cannot retire")
+        if at.tzinfo is None:
+            raise SettingsError(f"setting retired_signing_keys: {key_id!r} needs a time zone")
     if s.signing_key_id not in s.signing_keys:
         raise SettingsError(
             f"setting signing_key_id: {s.signing_key_id!r} is not a key of signing_keys"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
@@ -29,6 +30,33 @@ from pacing.ledger import Ledger
 log = logging.getLogger("endcap.tracking")
 # How long a billed event id is remembered past its token's expiry (clock-skew margin).
 DEDUPE_MARGIN_S = 3600
+# The ledger's refusals, as invalid-traffic reasons.
+SEQUENCE_REASONS = {
+    "without_prerequisite": "click_without_impression",
+    "too_soon_after_prerequisite": "click_too_fast",
+}
+
+
+class TrafficCheck(Protocol):
+    """General invalid traffic (fraud.givt.GivtFilter): "" or a reason."""
+
+    def check(self, ua: str | None, ip: str | None, purpose: str | None = None) -> str: ...
+
+
+class RateCheck(Protocol):
+    """Sophisticated invalid traffic (fraud.ratelimit.RateLimiter): "" or a reason."""
+
+    def hit(self, kind: str, dimension: str, key: str) -> str: ...
+
+
+class _Pass:
+    """No check configured: everything passes."""
+
+    def check(self, ua: str | None, ip: str | None, purpose: str | None = None) -> str:
+        return ""
+
+    def hit(self, kind: str, dimension: str, key: str) -> str:
+        return ""
 
 
 class Tracker:
@@ -44,6 +72,9 @@ class Tracker:
         zone: ZoneInfo,
         placement_ids: list[str],
         fallback_url: str,
+        givt: TrafficCheck | None = None,
+        limiter: RateCheck | None = None,
+        min_click_delay_ms: int = 0,
     ) -> None:
         self._client = client
         self._ledger = ledger
@@ -54,6 +85,9 @@ class Tracker:
         self._zone = zone
         self._placements = placement_ids
         self._fallback = fallback_url
+        self._givt: TrafficCheck = givt or _Pass()
+        self._limiter: RateCheck = limiter or _Pass()
+        self._min_click_delay_ms = min_click_delay_ms
 
     def _verify(self, kind: str, text: str, now_s: int) -> AdToken | None:
         try:
@@ -68,28 +102,42 @@ class Tracker:
         self._metrics.beacons.labels(kind, "invalid").inc()
         self._events.add(Event(
             id=event_id, type="invalid", ts=time.time_ns() // 1_000_000, reason=reason,
+            of=kind,
             campaign_id=token.campaign_id if token else 0,
             price_micros=token.price_micros if token else 0,
             slot=token.slot if token else -1,
-            request_id=kind,
         ))
 
-    async def impression(self, text: str) -> None:
-        await self._record("impression", text)
+    async def _invalid_billable(self, kind: str, reason: str, token: AdToken, now_ms: int
+                                ) -> None:
+        """An invalid beacon for a real ad: logged, and counted against its campaign."""
+        self._invalid(kind, reason, f"{token.imp_id.hex()}:{kind[0]}:{reason}:{now_ms}", token)
+        await self._ledger.count_invalid(token.campaign_id, reason,
+                                         business_day(self._zone, now_ms))
 
-    async def click(self, text: str) -> str:
+    async def impression(self, text: str, ua: str | None = None, ip: str | None = None
+                         ) -> None:
+        await self._record("impression", text, ua, ip)
+
+    async def click(self, text: str, ua: str | None = None, ip: str | None = None) -> str:
         """Records the click; returns where to redirect the shopper."""
-        token = await self._record("click", text)
+        token = await self._record("click", text, ua, ip)
         if token is None:
             return self._fallback
         product = self._index().products.get(token.product_id)
         return (product.landing_url if product and product.landing_url else self._fallback)
 
-    async def _record(self, kind: str, text: str) -> AdToken | None:
+    async def _record(self, kind: str, text: str, ua: str | None, ip: str | None
+                      ) -> AdToken | None:
         now_ms = time.time_ns() // 1_000_000
         token = self._verify(kind, text, now_ms // 1000)
         if token is None:
             return None
+        # Bots and floods get the same answer as everyone; they are just never billed.
+        reason = self._givt.check(ua, ip) or (self._limiter.hit(kind, "ip", ip) if ip else "")
+        if reason:
+            await self._invalid_billable(kind, reason, token, now_ms)
+            return token
         index = self._index()
         slot = index.campaign_slot.get(token.campaign_id)
         record = index.campaign_records[slot] if slot is not None else None
@@ -117,9 +165,16 @@ class Tracker:
             day=business_day(self._zone, now_ms),
             dedupe_ttl_s=max(60, token.expires_s - now_ms // 1000 + DEDUPE_MARGIN_S),
             event=encoder.encode(event),
+            # A click is only valid after its impression, and not bot-fast after it.
+            requires_event_id=f"{token.imp_id.hex()}:i" if kind == "click" else None,
+            min_delay_ms=self._min_click_delay_ms if kind == "click" else 0,
+            now_ms=now_ms,
         )
+        if result.refused:
+            await self._invalid_billable(kind, SEQUENCE_REASONS[result.refused], token, now_ms)
+            return token
         if not result.recorded:
-            self._invalid(kind, "replayed", f"{event_id}:dup:{now_ms}", token)
+            await self._invalid_billable(kind, "replayed", token, now_ms)
             return token
         self._metrics.beacons.labels(kind, "recorded").inc()
         if result.charged_micros:

@@ -6,6 +6,7 @@ Hierarchy::
     └── TokenError           a tracking token was refused; ``reason`` says why
         ├── MalformedToken   reason "malformed": not base64url, wrong length, unknown version
         ├── UnknownKey       reason "unknown_key": its key id is not (or no longer) listed
+        ├── RetiredKey       reason "retired_key": its key's overlap window has ended
         ├── BadSignature     reason "bad_signature": the MAC does not match
         └── ExpiredToken     reason "expired": ``now_s >= expires_s``
 
@@ -30,6 +31,10 @@ class MalformedToken(TokenError):
 
 class UnknownKey(TokenError):
     reason = "unknown_key"
+
+
+class RetiredKey(TokenError):
+    reason = "retired_key"
 
 
 class BadSignature(TokenError):

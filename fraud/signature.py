@@ -27,7 +27,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from fraud.errors import BadSignature, ExpiredToken, MalformedToken, UnknownKey
+from fraud.errors import BadSignature, ExpiredToken, MalformedToken, RetiredKey, UnknownKey
 
 
 class HmacSha256:
@@ -111,9 +111,17 @@ class AdToken(msgspec.Struct, frozen=True, gc=False):
 class TokenSigner:
     """Signs with the ``current`` key; verifies with any listed key."""
 
-    __slots__ = ("_current", "_key", "_keys", "_mac", "_prefix", "ttl_s")
+    __slots__ = ("_current", "_key", "_keys", "_mac", "_prefix", "_retired", "ttl_s")
 
-    def __init__(self, keys: Mapping[str, bytes | str], current: str, ttl_s: int) -> None:
+    def __init__(
+        self,
+        keys: Mapping[str, bytes | str],
+        current: str,
+        ttl_s: int,
+        retired: Mapping[str, int] | None = None,
+    ) -> None:
+        """``retired``: key id -> unix second from which its tokens are refused (the end
+        of the rotation overlap window); until then a listed old key still verifies."""
         if ttl_s <= 0:
             raise ValueError(f"ttl_s must be positive, got {ttl_s}")
         table: dict[bytes, bytes] = {}
@@ -127,6 +135,9 @@ class TokenSigner:
         if current not in keys:
             raise ValueError(f"current key id {current!r} is not among the keys")
         current_id = current.encode("ascii")
+        if retired and current in retired:
+            raise ValueError(f"the current key {current!r} cannot be retired")
+        self._retired = {k.encode("ascii"): int(v) for k, v in (retired or {}).items()}
         self._keys = table
         self._current = current
         self._key = table[current_id]
@@ -213,9 +224,13 @@ class TokenSigner:
             raise MalformedToken("token length does not match its key id")
         if _B64_VALUE[text[-1]] & _TAIL_BITS[raw_size % 3]:
             raise MalformedToken("token text is not canonical")
-        key = self._keys.get(raw[2 : 2 + key_id_size])
+        key_id = raw[2 : 2 + key_id_size]
+        key = self._keys.get(key_id)
         if key is None:
             raise UnknownKey("token key id is not listed")
+        retired_at = self._retired.get(key_id)
+        if retired_at is not None and now_s >= retired_at:
+            raise RetiredKey("token key id is retired")
         mac_at = raw_size - MAC_SIZE
         expected = hmac.digest(key, raw[:mac_at], "sha256")[:MAC_SIZE]
         if not hmac.compare_digest(expected, raw[mac_at:]):

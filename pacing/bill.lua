@@ -3,6 +3,8 @@
 -- KEYS[1]  dedupe marker   pc:{c<id>}:seen:<event_id>  (string, TTL ARGV[6])
 -- KEYS[2]  spend hash      pc:{c<id>}:spend            (no TTL)
 -- KEYS[3]  events stream   chosen by the caller
+-- KEYS[4]  (optional) prerequisite marker pc:{c<id>}:seen:<event_id of what must come
+--          first>, e.g. the impression a click belongs to
 --
 -- ARGV[1]  kind             event kind, e.g. "click" or "imp"
 -- ARGV[2]  price            micro-units asked for this event (>= 0)
@@ -13,9 +15,14 @@
 -- ARGV[7]  event            opaque bytes stored in the stream entry
 -- ARGV[8]  stream maxlen    approximate cap on the events stream
 -- ARGV[9]  campaign id      copied into the stream entry
+-- ARGV[10] now ms           stored in the marker (when the event was recorded)
+-- ARGV[11] min delay ms     with KEYS[4]: least time since the prerequisite was recorded
 --
--- Returns {recorded, charged, spend_today, spend_total, exhausted}; a duplicate returns
--- {0, 0, spend_today, spend_total, 0} and changes nothing.
+-- Returns {status, charged, spend_today, spend_total, exhausted}. status 1: recorded.
+-- status 0: a duplicate; nothing changes. status 2: the prerequisite was never recorded;
+-- status 3: it was recorded less than ARGV[11] ms ago. On 2 and 3 the event is marked
+-- seen (so no retry can bill it) but nothing is charged, counted or logged here: the
+-- caller logs it as invalid traffic.
 --
 -- Cluster: KEYS[1] and KEYS[2] share the hash tag {c<id>}. KEYS[3] is the one cross-slot
 -- key: on Redis Cluster the caller will need one events stream per slot (e.g. tagged
@@ -29,8 +36,10 @@ local daily = tonumber(ARGV[3])
 local total = tonumber(ARGV[4])
 local ttl = tonumber(ARGV[6])
 local maxlen = tonumber(ARGV[8])
-if not (price and daily and total and ttl and maxlen)
-    or price < 0 or daily < 0 or total < 0 or ttl <= 0 or maxlen <= 0 then
+local now_ms = tonumber(ARGV[10])
+local min_delay = tonumber(ARGV[11])
+if not (price and daily and total and ttl and maxlen and now_ms and min_delay)
+    or price < 0 or daily < 0 or total < 0 or ttl <= 0 or maxlen <= 0 or min_delay < 0 then
   return redis.error_reply('ERR bill.lua: bad numeric argument')
 end
 
@@ -38,7 +47,7 @@ local kind = ARGV[1]
 local day = ARGV[5]
 local day_field = 'd:' .. day
 
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[6]) then
+if not redis.call('SET', KEYS[1], ARGV[10], 'NX', 'EX', ARGV[6]) then
   local spent = redis.call('HMGET', KEYS[2], day_field, 'total')
   return {0, 0, tonumber(spent[1]) or 0, tonumber(spent[2]) or 0, 0}
 end
@@ -46,6 +55,16 @@ end
 local spent = redis.call('HMGET', KEYS[2], day_field, 'total')
 local today = tonumber(spent[1]) or 0
 local lifetime = tonumber(spent[2]) or 0
+
+if KEYS[4] then
+  local before = tonumber(redis.call('GET', KEYS[4]))
+  if not before then
+    return {2, 0, today, lifetime, 0}
+  end
+  if now_ms - before < min_delay then
+    return {3, 0, today, lifetime, 0}
+  end
+end
 
 local charged = price
 if daily > 0 then charged = math.min(charged, daily - today) end

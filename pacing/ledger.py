@@ -11,6 +11,7 @@ campaign concurrently can never overspend it.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
@@ -33,13 +34,18 @@ _SPEND_KEY = re.compile(rb"pc:\{c(\d+)\}:spend")
 _PAGE = 1000
 
 
+# Why bill.lua refused an event that was not a duplicate (its status 2 and 3).
+SEQUENCE_REASONS = {2: "without_prerequisite", 3: "too_soon_after_prerequisite"}
+
+
 @dataclass(frozen=True, slots=True)
 class BillResult:
-    recorded: bool  # False: a duplicate event id, nothing changed
+    recorded: bool  # False: a duplicate event id or an impossible sequence; nothing billed
     charged_micros: int  # what this event cost; below the price when a budget ran out
     spend_today_micros: int
     spend_total_micros: int
     exhausted: bool  # a budget is spent: stop serving this campaign
+    refused: str = ""  # "" or a SEQUENCE_REASONS value (not a duplicate: never seen before)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,12 +87,23 @@ class Ledger:
         day: str,
         dedupe_ttl_s: int,
         event: bytes,
+        requires_event_id: str | None = None,
+        min_delay_ms: int = 0,
+        now_ms: int | None = None,
     ) -> BillResult:
         """Charge ``price_micros`` for ``event_id`` unless it was billed already.
 
         Budgets of 0 mean "no limit". The charge is capped at what is left, so it may be
         below the price (or 0); the event is still recorded and counted.
+
+        With ``requires_event_id`` (same campaign), the event is refused unless that one
+        was recorded at least ``min_delay_ms`` before ``now_ms``: a click needs its
+        impression, and not a bot-fast one. A refused event is marked seen, never billed.
         """
+        if now_ms is None:
+            now_ms = time.time_ns() // 1_000_000
+        if not 0 <= min_delay_ms <= 86_400_000:
+            raise InvalidCharge(f"min_delay_ms must be in 0..86400000, got {min_delay_ms}")
         _check(campaign_id, event_id, kind, day, dedupe_ttl_s)
         for name, value in (
             ("price_micros", price_micros),
@@ -95,8 +112,11 @@ class Ledger:
         ):
             if not 0 <= value <= MAX_MICROS:
                 raise InvalidCharge(f"{name} must be in 0..{MAX_MICROS}, got {value}")
+        keys = [billed_key(campaign_id, event_id), spend_key(campaign_id), self._events_key]
+        if requires_event_id is not None:
+            keys.append(billed_key(campaign_id, requires_event_id))
         reply = await self._bill(
-            keys=[billed_key(campaign_id, event_id), spend_key(campaign_id), self._events_key],
+            keys=keys,
             args=[
                 kind,
                 price_micros,
@@ -107,16 +127,33 @@ class Ledger:
                 event,
                 self._events_maxlen,
                 campaign_id,
+                now_ms,
+                min_delay_ms,
             ],
         )
-        recorded, charged, today, total, exhausted = reply
+        status, charged, today, total, exhausted = reply
         return BillResult(
-            recorded=bool(recorded),
+            recorded=status == 1,
+            refused=SEQUENCE_REASONS.get(int(status), ""),
             charged_micros=int(charged),
             spend_today_micros=int(today),
             spend_total_micros=int(total),
             exhausted=bool(exhausted),
         )
+
+    async def count_invalid(self, campaign_id: int, reason: str, day: str) -> None:
+        """Count an invalid (never billed) event of the campaign, by reason, in its day
+        counters: reports show what was removed beside what was billed."""
+        _check(campaign_id, "-", "invalid", day, 1)
+        if not _KIND.fullmatch(reason):
+            raise InvalidCharge(f"reason must match {_KIND.pattern}, got {reason!r}")
+        await self._client.hincrby(spend_key(campaign_id), f"inv:{reason}:{day}", 1)
+
+    async def counters(self, campaign_id: int) -> dict[str, int]:
+        """Every counter of the campaign's spend hash (``d:``, ``n:``, ``charged:``, ``inv:``
+        fields and ``total``), for reports."""
+        raw = await self._client.hgetall(spend_key(campaign_id))
+        return {_b(k).decode(): int(v) for k, v in raw.items()}
 
     async def spend(self, campaign_ids: Sequence[int], day: str) -> dict[int, tuple[int, int]]:
         """``{campaign_id: (spend on day, lifetime spend)}`` in one round trip."""

@@ -12,13 +12,21 @@ from exchange.runtime import runtime_of
 _NO_STORE = {"cache-control": "no-store"}
 
 
+def _source(request: Request) -> tuple[str | None, str | None]:
+    """The beacon's user agent and client address (after trusted-proxy resolution)."""
+    client = request.client
+    return request.headers.get("user-agent"), client.host if client else None
+
+
 async def impression(request: Request) -> Response:
-    await runtime_of(request).tracker.impression(request.path_params["token"])
+    await runtime_of(request).tracker.impression(request.path_params["token"],
+                                                 *_source(request))
     return Response(status_code=204, headers=_NO_STORE)
 
 
 async def click(request: Request) -> Response:
-    location = await runtime_of(request).tracker.click(request.path_params["token"])
+    location = await runtime_of(request).tracker.click(request.path_params["token"],
+                                                       *_source(request))
     return RedirectResponse(location, status_code=302, headers=_NO_STORE)
 
 

@@ -50,6 +50,12 @@ async def _two_bidders(client: httpx.AsyncClient, app: Exchange, *, daily: str =
     return ra.json()["id"], rb.json()["id"], a
 
 
+async def _seen(client: httpx.AsyncClient, ad: dict[str, object]) -> None:
+    """Fire the ad's impression beacon, as the page does before anyone can click it."""
+    r = await client.get(_path(str(ad["impression_url"])))
+    assert r.status_code == 204
+
+
 async def _first_ad(client: httpx.AsyncClient, campaign_id: str) -> dict[str, object]:
     r = await client.post("/v1/ads", json=_search())
     assert r.status_code == 200, r.text
@@ -118,7 +124,7 @@ async def test_impression_is_recorded_once_and_free(client: httpx.AsyncClient,
         "impression", _cid(a), "OAT-1", "search_top")
     assert await _spend(exchange_app, a) == (0, 0)
     replays = await _invalid_logged(exchange_app, redis_sync, 1)
-    assert [(e.reason, e.request_id, e.campaign_id) for e in replays] == [
+    assert [(e.reason, e.of, e.campaign_id) for e in replays] == [
         ("replayed", "impression", _cid(a))]
 
 
@@ -131,6 +137,7 @@ async def test_click_charges_the_token_price_once(client: httpx.AsyncClient,
     rt = exchange_app.runtime
     price = rt.signer.verify(url.rsplit("/", 1)[1], int(time.time())).price_micros
     assert price == 610_000
+    await _seen(client, ad)
     for _ in range(2):
         r = await client.get(url)
         assert r.status_code == 302, r.text
@@ -157,6 +164,7 @@ async def test_click_on_product_without_landing_url_goes_to_fallback(
         products=[{"sku": "OAT-3", "bid": "0.50"}]))).json()["id"]
     await wait_for(lambda: exchange_app.runtime.index.n_campaigns == 1)
     ad = await _first_ad(client, cid)
+    await _seen(client, ad)
     r = await client.get(_path(str(ad["click_url"])))
     assert r.status_code == 302 and r.headers["location"] == "/"
     # Still a real click: billed at the placement floor (nobody below it).
@@ -204,12 +212,13 @@ async def test_bad_tokens_are_never_billed(client: httpx.AsyncClient, exchange_a
     assert await _spend(exchange_app, a) == (0, 0)
     assert _billed(redis_sync, "click") == [] and _billed(redis_sync, "impression") == []
     invalid = await _invalid_logged(exchange_app, redis_sync, 2 * len(cases))
-    got = sorted((e.request_id, e.reason) for e in invalid)
+    got = sorted((e.of, e.reason) for e in invalid)
     want = sorted((kind, reason) for _, reason in cases for kind in ("impression", "click"))
     assert got == want
     assert all(e.price_micros == 0 and e.campaign_id == 0 for e in invalid)
     assert len({e.id for e in invalid}) == len(invalid)
     # The real token still works afterwards: probing did not burn it.
+    await _seen(client, ad)
     r = await client.get(_path(str(ad["click_url"])))
     assert r.status_code == 302 and r.headers["location"] == "https://shop.test/p/OAT-1"
     assert await _spend(exchange_app, a) == (610_000, 610_000)
@@ -223,6 +232,8 @@ async def test_budget_exhaustion_caps_and_stops_serving(client: httpx.AsyncClien
     first = await _first_ad(client, a)
     second = await _first_ad(client, a)
     assert first["click_url"] != second["click_url"]
+    await _seen(client, first)
+    await _seen(client, second)
     r1 = await client.get(_path(str(first["click_url"])))
     assert r1.status_code == 302
     assert await _spend(exchange_app, a) == (610_000, 610_000)
@@ -238,7 +249,7 @@ async def test_budget_exhaustion_caps_and_stops_serving(client: httpx.AsyncClien
     assert [ad["campaign_id"] for ad in ads] == [b]
     shown = (await client.get(f"/v1/campaigns/{a}", headers=owner)).json()
     assert shown["spend"]["today"] == "1.00"
-    # A click on an ad served before the cut-off is recorded but moves no more money.
+    # A click on a token whose impression never happened is invalid: no money either.
     third_token = rt.signer.sign(rt.signer.new_token(
         campaign_id=_cid(a), price_micros=610_000, now_s=int(time.time()),
         product_id=rt.signer.verify(_path(str(first["click_url"])).rsplit("/", 1)[1],
@@ -254,6 +265,7 @@ async def test_concurrent_clicks_charge_once(client: httpx.AsyncClient, exchange
     a, _, _ = await _two_bidders(client, exchange_app)
     ad = await _first_ad(client, a)
     url = _path(str(ad["click_url"]))
+    await _seen(client, ad)
     replies = await asyncio.gather(*(client.get(url) for _ in range(50)))
     assert {r.status_code for r in replies} == {302}
     assert {r.headers["location"] for r in replies} == {"https://shop.test/p/OAT-1"}
@@ -269,6 +281,7 @@ async def test_ledger_reconcile_matches_the_event_log(client: httpx.AsyncClient,
     a, _, _ = await _two_bidders(client, exchange_app)
     rt = exchange_app.runtime
     ad = await _first_ad(client, a)  # logs two wins in ex:events
+    await _seen(client, ad)
     await client.get(_path(str(ad["click_url"])))
     await client.get(_path(str(ad["click_url"])))  # a replay: an invalid event
     await _invalid_logged(exchange_app, redis_sync, 1)
@@ -308,3 +321,27 @@ async def test_metrics_count_beacons_and_invalid_reasons(client: httpx.AsyncClie
     assert _sample(text, invalid, type="impression", reason="bad_signature") == 1
     assert _sample(text, invalid, type="click", reason="malformed") == 1
     assert _sample(text, "endcap_spend_micros_total", kind="cpc") == 610_000
+
+
+async def test_impossible_click_sequences_are_invalid(client: httpx.AsyncClient,
+                                                      exchange_app: Exchange,
+                                                      redis_sync: redis.Redis) -> None:
+    a, _, _ = await _two_bidders(client, exchange_app)
+    rt = exchange_app.runtime
+    orphan = await _first_ad(client, a)
+    r = await client.get(_path(str(orphan["click_url"])))  # no impression was ever fired
+    assert r.status_code == 302 and r.headers["location"] == "https://shop.test/p/OAT-1"
+    rt.tracker._min_click_delay_ms = 60_000  # a human needs time to see and click
+    fast = await _first_ad(client, a)
+    await _seen(client, fast)
+    r = await client.get(_path(str(fast["click_url"])))
+    assert r.status_code == 302
+    assert await _spend(exchange_app, a) == (0, 0)
+    assert _billed(redis_sync, "click") == []
+    invalid = await _invalid_logged(exchange_app, redis_sync, 2)
+    assert sorted((e.of, e.reason) for e in invalid) == [
+        ("click", "click_too_fast"), ("click", "click_without_impression")]
+    counters = await rt.ledger.counters(_cid(a))
+    day = rt.today()
+    assert counters[f"inv:click_without_impression:{day}"] == 1
+    assert counters[f"inv:click_too_fast:{day}"] == 1

@@ -223,3 +223,18 @@ def test_imp_ids_differ_after_fork() -> None:
     os.waitpid(pid, 0)
     parent_id = new_imp_id()
     assert child_id[:4] != parent_id[:4]
+
+
+def test_retired_key_verifies_until_its_window_ends() -> None:
+    from fraud.errors import RetiredKey
+
+    old = TokenSigner({"k1": b"a" * 32}, "k1", 3600)
+    token = old.sign(old.new_token(campaign_id=1, price_micros=5, now_s=1000))
+    rotated = TokenSigner({"k1": b"a" * 32, "k2": b"b" * 32}, "k2", 3600,
+                          retired={"k1": 2000})
+    assert rotated.verify(token, 1999).campaign_id == 1
+    with pytest.raises(RetiredKey) as err:
+        rotated.verify(token, 2000)
+    assert err.value.reason == "retired_key"
+    with pytest.raises(ValueError):
+        TokenSigner({"k1": b"a" * 32}, "k1", 3600, retired={"k1": 5})

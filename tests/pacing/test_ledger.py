@@ -223,3 +223,32 @@ async def test_invalid_charges_touch_nothing(
     with pytest.raises(InvalidCharge):
         await ledger.record(**args)  # type: ignore[arg-type]
     assert await redis_async.dbsize() == 0
+
+
+async def test_click_needs_its_impression_first(ledger: Ledger,
+                                                redis_async: aioredis.Redis) -> None:
+    common = dict(campaign_id=9, kind="click", price_micros=500_000, daily_budget_micros=0,
+                  total_budget_micros=0, day="20260101", dedupe_ttl_s=60, event=b"{}",
+                  min_delay_ms=1000)
+    orphan = await ledger.record(event_id="a:c", requires_event_id="a:i", now_ms=5000, **common)
+    assert not orphan.recorded and orphan.refused == "without_prerequisite"
+    assert orphan.charged_micros == 0
+    # The refused click is marked seen: a retry after the impression is a duplicate.
+    await ledger.record(campaign_id=9, event_id="a:i", kind="impression", price_micros=0,
+                        daily_budget_micros=0, total_budget_micros=0, day="20260101",
+                        dedupe_ttl_s=60, event=b"{}", now_ms=6000)
+    retry = await ledger.record(event_id="a:c", requires_event_id="a:i", now_ms=9000, **common)
+    assert not retry.recorded and retry.refused == ""
+
+    await ledger.record(campaign_id=9, event_id="b:i", kind="impression", price_micros=0,
+                        daily_budget_micros=0, total_budget_micros=0, day="20260101",
+                        dedupe_ttl_s=60, event=b"{}", now_ms=10_000)
+    fast = await ledger.record(event_id="b:c", requires_event_id="b:i", now_ms=10_500, **common)
+    assert not fast.recorded and fast.refused == "too_soon_after_prerequisite"
+    await ledger.record(campaign_id=9, event_id="c:i", kind="impression", price_micros=0,
+                        daily_budget_micros=0, total_budget_micros=0, day="20260101",
+                        dedupe_ttl_s=60, event=b"{}", now_ms=20_000)
+    ok = await ledger.record(event_id="c:c", requires_event_id="c:i", now_ms=21_000, **common)
+    assert ok.recorded and ok.charged_micros == 500_000 and ok.refused == ""
+    assert await ledger.spend([9], "20260101") == {9: (500_000, 500_000)}
+    assert await ledger.reconcile("20260101") == []
