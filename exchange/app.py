@@ -22,7 +22,7 @@ from starlette.responses import Response
 from exchange.errors import ApiError, BadRequest
 from exchange.logs import configure_logging
 from exchange.responses import error_bytes, error_response, json_response
-from exchange.routes import advertisers, campaigns, catalog, ops, tracking
+from exchange.routes import advertisers, campaigns, catalog, ops, reports, tracking
 from exchange.runtime import Runtime
 from exchange.settings import Settings, load_placements, load_settings
 
@@ -64,7 +64,7 @@ class Exchange:
         self._public_url = settings.public_url.rstrip("/")
         self.starlette = Starlette(
             routes=[*ops.routes, *catalog.routes, *advertisers.routes, *campaigns.routes,
-                    *tracking.routes],
+                    *tracking.routes, *reports.routes],
             exception_handlers={ApiError: _api_error, HTTPException: _http_error,
                                 Exception: _bug},
             lifespan=self._lifespan,

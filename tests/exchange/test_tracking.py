@@ -345,3 +345,34 @@ async def test_impossible_click_sequences_are_invalid(client: httpx.AsyncClient,
     day = rt.today()
     assert counters[f"inv:click_without_impression:{day}"] == 1
     assert counters[f"inv:click_too_fast:{day}"] == 1
+
+
+async def test_campaign_report_counts_billed_and_removed(client: httpx.AsyncClient,
+                                                         exchange_app: Exchange,
+                                                         redis_sync: redis.Redis) -> None:
+    a, _, owner = await _two_bidders(client, exchange_app)
+    ad = await _first_ad(client, a)
+    await _seen(client, ad)
+    await _seen(client, ad)  # replayed: removed
+    await client.get(_path(str(ad["click_url"])))
+    orphan = await _first_ad(client, a)
+    await client.get(_path(str(orphan["click_url"])))  # no impression: removed
+    r = await client.get(f"/v1/reports/campaigns/{a}", headers=owner)
+    assert r.status_code == 200, r.text
+    report = r.json()
+    today = report["to"]
+    assert report["from"] == today and report["granularity"] == "day"
+    (row,) = report["rows"]
+    assert (row["impressions"], row["clicks"], row["spend"], row["cpc"]) == (
+        1, 1, "0.61", "0.61")
+    assert row["ctr"] == 1.0
+    assert row["invalid_by_reason"] == {"click_without_impression": 1, "replayed": 1}
+    assert row["invalid_removed"] == 2 and report["totals"]["invalid_removed"] == 2
+    assert row["attributed_sales"] is None
+    stranger = await new_advertiser(client, "stranger")
+    assert (await client.get(f"/v1/reports/campaigns/{a}", headers=stranger)).status_code == 404
+    bad = await client.get(f"/v1/reports/campaigns/{a}?from=yesterday", headers=owner)
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "from"
+    week = (await client.get(f"/v1/reports/campaigns/{a}?from=2026-01-01&to=2026-01-07",
+                             headers=owner)).json()
+    assert len(week["rows"]) == 7 and week["totals"]["impressions"] == 0
