@@ -28,8 +28,10 @@ class Shopper(msgspec.Struct, kw_only=True, gc=False):
 
 
 class Device(msgspec.Struct, kw_only=True, gc=False):
-    ua: Annotated[str, msgspec.Meta(max_length=1024)] | None = None
+    # The shopper's browser, as the storefront saw it (default: this request's own).
+    ua: Annotated[str, msgspec.Meta(max_length=4096)] | None = None
     ip: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    id: Short | None = None  # a stable device id, if the storefront has one
 
 
 class AdRequest(msgspec.Struct, kw_only=True, gc=False):

@@ -34,6 +34,8 @@ log = logging.getLogger("endcap.app")
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+# Headers by which browsers mark speculative loads (prefetch, prerender, link previews).
+_PURPOSE_HEADERS = frozenset((b"purpose", b"sec-purpose", b"x-purpose", b"x-moz"))
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
@@ -91,9 +93,15 @@ class Exchange:
 
     async def _ads(self, scope: Scope, receive: Receive, send: Send) -> None:
         host = b""
+        ua: str | None = None
+        purpose: str | None = None
         for name, value in scope["headers"]:
             if name == b"host":
                 host = value
+            elif name == b"user-agent":
+                ua = value.decode("latin-1")
+            elif name in _PURPOSE_HEADERS:
+                purpose = value.decode("latin-1")
             elif name == b"content-length" and value.isdigit() and int(value) > self._max_body:
                 await self._reply(send, 413, error_bytes(BadRequest(
                     f"body larger than {self._max_body} bytes", code="body_too_large",
@@ -119,7 +127,8 @@ class Exchange:
             return
         base = self._public_url or f"{scope.get('scheme', 'http')}://{host.decode('latin-1')}"
         try:
-            payload = runtime.ads.serve(body, base)
+            client = scope.get("client")
+            payload = runtime.ads.serve(body, base, ua, client[0] if client else None, purpose)
             status = 200
         except ApiError as exc:
             payload, status = error_bytes(exc), exc.status

@@ -87,6 +87,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             access_log=False,
             log_config=None,
             timeout_graceful_shutdown=10,
+            # X-Forwarded-For is believed only from these peers (spoofed chains are not).
+            forwarded_allow_ips=settings.trusted_proxies,
         )
     return 0
 

@@ -33,11 +33,12 @@ from auction.selection import (
 )
 from exchange.adrequest import Ad, AdResponse, ProductCard, decoder, encoder
 from exchange.errors import ApiError, BadRequest
-from exchange.events import EventLog, WinTuple
+from exchange.events import Event, EventLog, WinTuple
 from exchange.index import Index
 from exchange.metrics import AdStats
 from exchange.money import format_micros
 from exchange.responses import field_of
+from exchange.screening import PassAll, RateCheck, TrafficCheck, device_key
 from exchange.settings import Placement
 from fraud.signature import KIND_SPONSORED_PRODUCT, AdToken, TokenSigner, new_imp_id
 
@@ -56,6 +57,8 @@ class AdServer:
         stats: AdStats,
         min_increment_micros: int,
         max_slots: int,
+        givt: TrafficCheck | None = None,
+        limiter: RateCheck | None = None,
     ) -> None:
         self._index = index
         self._placements = placements
@@ -70,6 +73,8 @@ class AdServer:
         self._out = np.zeros(
             (max(max_slots, max(p.slots for p in placements.values())), OUT_COLS),
             dtype=np.int64)
+        self._givt: TrafficCheck = givt or PassAll()
+        self._limiter: RateCheck = limiter or PassAll()
         self._cards: dict[int, ProductCard] = {}
         self._cards_version = -1
 
@@ -81,7 +86,11 @@ class AdServer:
         except msgspec.DecodeError as exc:
             raise BadRequest(f"malformed JSON: {exc}", code="malformed_json") from None
 
-    def serve(self, body: bytes, base_url: str) -> bytes:
+    def serve(self, body: bytes, base_url: str, ua: str | None = None, ip: str | None = None,
+              purpose: str | None = None) -> bytes:
+        """The response to one ad request. ``ua``/``ip``/``purpose``: what the HTTP request
+        itself carried (User-Agent, client address, prefetch headers); the body's
+        ``device`` overrides the first two, as DESIGN.md says."""
         started = time.perf_counter()
         placement_id = "?"
         try:
@@ -97,13 +106,49 @@ class AdServer:
                     field="page.type",
                 )
             request_id = req.request_id or new_imp_id().hex()
-            ads = self._auction(req, placement, request_id, base_url)
+            reason = self._screen(req, ua, ip, purpose)
+            if reason:
+                self._invalid(req, placement, request_id, reason)
+                ads: list[Ad] = []
+            else:
+                ads = self._auction(req, placement, request_id, base_url)
             out = encoder.encode(AdResponse(request_id=request_id, ads=ads))
         except ApiError:
             self._stats.request(placement_id, "rejected", time.perf_counter() - started)
             raise
         self._stats.request(placement_id, "ok", time.perf_counter() - started)
         return out
+
+    def _screen(self, req: msgspec.Struct, ua: str | None, ip: str | None,
+                purpose: str | None) -> str:
+        """"" for valid traffic, else why not: before any auction work is done."""
+        device = req.device
+        device_id = None
+        if device is not None:
+            ua = device.ua if device.ua is not None else ua
+            ip = device.ip or ip
+            device_id = device.id
+        reason = self._givt.check(ua, ip, purpose)
+        if reason:
+            return reason
+        hit = self._limiter.hit
+        if ip and (reason := hit("ad_request", "ip", ip)):
+            return reason
+        shopper = req.shopper
+        sid = (shopper.loyalty_id or shopper.id) if shopper is not None else None
+        if sid and (reason := hit("ad_request", "shopper", sid)):
+            return reason
+        return hit("ad_request", "device", device_key(device_id, ua, ip))
+
+    def _invalid(self, req: msgspec.Struct, placement: Placement, request_id: str,
+                 reason: str) -> None:
+        self._stats.invalid(placement.id, reason)
+        shopper = req.shopper
+        self._events.add(Event(
+            id=f"{request_id}:x", type="invalid", of="ad_request", reason=reason,
+            ts=time.time_ns() // 1_000_000, request_id=request_id, placement=placement.id,
+            shopper_id=(shopper.loyalty_id or shopper.id or "") if shopper else "",
+        ))
 
     def _auction(self, req: msgspec.Struct, placement: Placement, request_id: str,
                  base_url: str) -> list[Ad]:

@@ -31,6 +31,7 @@ class AdStats:
         self.auctions: dict[str, int] = {}
         self.filled: dict[str, int] = {}
         self.ads: dict[str, int] = {}
+        self.invalid_requests: dict[tuple[str, str], int] = {}  # (placement, reason) -> n
         self.latency_counts = [0] * (len(LATENCY_BUCKETS_S) + 1)
         self.latency_sum = 0.0
 
@@ -39,6 +40,10 @@ class AdStats:
         self.requests[key] = self.requests.get(key, 0) + 1
         self.latency_counts[bisect_left(LATENCY_BUCKETS_S, seconds)] += 1
         self.latency_sum += seconds
+
+    def invalid(self, placement: str, reason: str) -> None:
+        key = (placement, reason)
+        self.invalid_requests[key] = self.invalid_requests.get(key, 0) + 1
 
     def auction(self, placement: str, n_ads: int) -> None:
         self.auctions[placement] = self.auctions.get(placement, 0) + 1
@@ -61,6 +66,13 @@ class _AdStatsCollector(Collector):
         for (placement, outcome), n in s.requests.items():
             req.add_metric([placement, outcome], n)
         yield req
+        inv = CounterMetricFamily(
+            "endcap_invalid_ad_requests", "Ad requests screened out as invalid traffic",
+            labels=["placement", "reason"],
+        )
+        for (placement, reason), n in s.invalid_requests.items():
+            inv.add_metric([placement, reason], n)
+        yield inv
         for name, table, doc in (
             ("endcap_auctions", s.auctions, "Auctions run"),
             ("endcap_auctions_filled", s.filled, "Auctions with at least one ad (fill)"),

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
@@ -23,6 +22,7 @@ from exchange.clock import business_day
 from exchange.events import Event, EventLog, encoder
 from exchange.index import Index
 from exchange.metrics import Metrics
+from exchange.screening import PassAll, RateCheck, TrafficCheck
 from fraud.errors import TokenError
 from fraud.signature import AdToken, TokenSigner
 from pacing.ledger import Ledger
@@ -35,28 +35,6 @@ SEQUENCE_REASONS = {
     "without_prerequisite": "click_without_impression",
     "too_soon_after_prerequisite": "click_too_fast",
 }
-
-
-class TrafficCheck(Protocol):
-    """General invalid traffic (fraud.givt.GivtFilter): "" or a reason."""
-
-    def check(self, ua: str | None, ip: str | None, purpose: str | None = None) -> str: ...
-
-
-class RateCheck(Protocol):
-    """Sophisticated invalid traffic (fraud.ratelimit.RateLimiter): "" or a reason."""
-
-    def hit(self, kind: str, dimension: str, key: str) -> str: ...
-
-
-class _Pass:
-    """No check configured: everything passes."""
-
-    def check(self, ua: str | None, ip: str | None, purpose: str | None = None) -> str:
-        return ""
-
-    def hit(self, kind: str, dimension: str, key: str) -> str:
-        return ""
 
 
 class Tracker:
@@ -85,8 +63,8 @@ class Tracker:
         self._zone = zone
         self._placements = placement_ids
         self._fallback = fallback_url
-        self._givt: TrafficCheck = givt or _Pass()
-        self._limiter: RateCheck = limiter or _Pass()
+        self._givt: TrafficCheck = givt or PassAll()
+        self._limiter: RateCheck = limiter or PassAll()
         self._min_click_delay_ms = min_click_delay_ms
 
     def _verify(self, kind: str, text: str, now_s: int) -> AdToken | None:
