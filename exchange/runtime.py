@@ -25,6 +25,7 @@ from exchange.index import Index
 from exchange.metrics import Metrics
 from exchange.settings import Placement, Settings
 from exchange.tracking import Tracker
+from fraud.givt import GivtFilter
 from fraud.signature import TokenSigner
 from pacing.ledger import Ledger
 
@@ -54,17 +55,19 @@ class Runtime:
         )
         self.ledger = Ledger(self.client, events_key=keys.EVENTS,
                              events_maxlen=settings.event_stream_maxlen)
+        self.givt = GivtFilter.from_config(settings.resolve(settings.givt_file))
         self.ads = AdServer(
             index=lambda: self.index, placements=placements, signer=self.signer,
             events=self.events, stats=self.metrics.ads,
             min_increment_micros=settings.min_increment_micros, max_slots=settings.max_slots,
+            givt=self.givt,
         )
         self.tracker = Tracker(
             client=self.client, ledger=self.ledger, signer=self.signer,
             index=lambda: self.index, events=self.events, metrics=self.metrics,
             zone=settings.zone, placement_ids=list(placements),
             fallback_url=settings.fallback_landing_url,
-            min_click_delay_ms=settings.min_click_delay_ms,
+            min_click_delay_ms=settings.min_click_delay_ms, givt=self.givt,
         )
         self.feed: changes.ChangeFeed | None = None
         self._clock: asyncio.Task[None] | None = None
@@ -87,6 +90,7 @@ class Runtime:
         started = time.perf_counter()
         await self.client.ping()
         warm_up()
+        self.givt.warm_up()
         position = await changes.position(self.client)
         await self.reload()
         self.feed = changes.ChangeFeed(self.client, self.on_change, position)

@@ -145,18 +145,24 @@ class StorefrontUser(FastHttpUser):
         if not ads:
             return
         ad = self.rnd.choice(ads)
-        if self.rnd.random() < IMPRESSION_PROBABILITY and ad.get("impression_url"):
-            with self.client.get(
-                _path(ad["impression_url"]), name="/t/i/[token]", catch_response=True
-            ) as resp:
-                if resp.status_code not in (200, 204):
-                    resp.failure(f"impression beacon: {resp.status_code}")
-                else:
-                    resp.success()
+        # Beacons come from the shopper's browser (its UA), and a click only ever follows
+        # the impression: anything else is screened out as invalid traffic.
+        browser = {"User-Agent": self.device["ua"]}
+        if not (self.rnd.random() < IMPRESSION_PROBABILITY and ad.get("impression_url")):
+            return
+        with self.client.get(
+            _path(ad["impression_url"]), name="/t/i/[token]", headers=browser,
+            catch_response=True,
+        ) as resp:
+            if resp.status_code not in (200, 204):
+                resp.failure(f"impression beacon: {resp.status_code}")
+            else:
+                resp.success()
         if self.rnd.random() < CLICK_PROBABILITY and ad.get("click_url"):
             with self.client.get(
                 _path(ad["click_url"]),
                 name="/t/c/[token]",
+                headers=browser,
                 allow_redirects=False,
                 catch_response=True,
             ) as resp:

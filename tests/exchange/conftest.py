@@ -14,6 +14,9 @@ from exchange.app import Exchange
 from exchange.settings import Settings, load_settings
 
 OPERATOR = "test-operator-key"
+# Traffic is screened for bots: test clients present themselves as a shopper's browser.
+BROWSER_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like "
+              "Gecko) Chrome/131.0.0.0 Safari/537.36")
 OP = {"Authorization": f"Bearer {OPERATOR}"}
 
 
@@ -38,7 +41,8 @@ async def exchange_app(redis_url: str, redis_sync: redis.Redis) -> AsyncIterator
 @pytest.fixture
 async def client(exchange_app: Exchange) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=exchange_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as c:
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test",
+                                 headers={"User-Agent": BROWSER_UA}) as c:
         yield c
 
 

@@ -19,6 +19,7 @@ import redis
 
 from exchange.embedded import free_port
 from exchange.events import decode_entry
+from tests.exchange.conftest import BROWSER_UA
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +39,8 @@ def _env(data_dir: Path) -> dict[str, str]:
 def _http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
           ) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"User-Agent": BROWSER_UA, **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             raw = resp.read()
