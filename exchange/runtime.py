@@ -14,6 +14,7 @@ import logging
 import time
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 from starlette.requests import Request
 
 from auction.selection import warm_up
@@ -26,11 +27,13 @@ from exchange.metrics import Metrics
 from exchange.settings import Placement, Settings
 from exchange.tracking import Tracker
 from fraud.givt import GivtFilter
+from fraud.ratelimit import RateLimiter
 from fraud.signature import TokenSigner
 from pacing.ledger import Ledger
 
 log = logging.getLogger("endcap.runtime")
 REDIS_POOL_SIZE = 64
+RATE_SYNC_MAX_SOURCES = 5_000
 
 
 class Runtime:
@@ -56,11 +59,14 @@ class Runtime:
         self.ledger = Ledger(self.client, events_key=keys.EVENTS,
                              events_maxlen=settings.event_stream_maxlen)
         self.givt = GivtFilter.from_config(settings.resolve(settings.givt_file))
+        # A sync keeps the (single-threaded) Redis busy ~8 µs per source: cap it so a burst
+        # of distinct sources never stalls other clients for more than ~40 ms.
+        self.limiter = RateLimiter(self.client, max_sources_per_sync=RATE_SYNC_MAX_SOURCES)
         self.ads = AdServer(
             index=lambda: self.index, placements=placements, signer=self.signer,
             events=self.events, stats=self.metrics.ads,
             min_increment_micros=settings.min_increment_micros, max_slots=settings.max_slots,
-            givt=self.givt,
+            givt=self.givt, limiter=self.limiter,
         )
         self.tracker = Tracker(
             client=self.client, ledger=self.ledger, signer=self.signer,
@@ -68,9 +74,12 @@ class Runtime:
             zone=settings.zone, placement_ids=list(placements),
             fallback_url=settings.fallback_landing_url,
             min_click_delay_ms=settings.min_click_delay_ms, givt=self.givt,
+            limiter=self.limiter,
         )
         self.feed: changes.ChangeFeed | None = None
         self._clock: asyncio.Task[None] | None = None
+        self._rates: asyncio.Task[None] | None = None
+        self._stopping = False
         self._reload_lock = asyncio.Lock()
 
     def _gauges(self) -> dict[str, float]:
@@ -97,13 +106,24 @@ class Runtime:
         self.feed.start()
         self.events.start()
         self._clock = asyncio.create_task(self._tick(), name="business-clock")
+        self._stopping = False
+        self._rates = asyncio.create_task(self._share_rates(), name="rate-limit-sync")
         self.ready = True
         log.info("ready in %.2fs: %s", time.perf_counter() - started, self.index.stats())
 
     async def stop(self) -> None:
         self.ready = False
+        self._stopping = True
         if self.feed is not None:
             await self.feed.stop()
+        if self._rates is not None:
+            # Let an in-flight sync finish rather than cancel redis-py mid-call.
+            try:
+                await asyncio.wait_for(asyncio.shield(self._rates), 5)
+            except TimeoutError:
+                self._rates.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._rates
         if self._clock is not None:
             self._clock.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -159,6 +179,19 @@ class Runtime:
             await self.reload()
         if self.index.needs_compaction:
             await self.reload()
+
+    async def _share_rates(self) -> None:
+        """Send this worker's rate-limit counts to Redis and learn every worker's blocks."""
+        interval = self.settings.rate_limit_sync_ms / 1000
+        while not self._stopping:
+            await asyncio.sleep(interval)
+            try:
+                result = await self.limiter.sync()
+            except (RedisError, OSError) as exc:
+                log.warning("rate-limit sync failed (blocks kept, counts lost): %s", exc)
+                continue
+            if result.dropped_sources:
+                log.warning("rate-limit sync dropped %d small sources", result.dropped_sources)
 
     async def _tick(self) -> None:
         while True:

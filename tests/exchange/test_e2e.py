@@ -127,6 +127,13 @@ def test_serve_demo_ads_and_clean_shutdown(server: tuple[str, subprocess.Popen[b
         assert status == 200, body
         served += len(body["ads"])
     assert served > 50
+    # Behind a trusted proxy (loopback here) the shopper's address comes from
+    # X-Forwarded-For: a data-centre address there is screened out before the auction.
+    sku_page = {"placement": "product_carousel", "page": {"type": "product", "sku": "SKU-000001"}}
+    status, direct = _http("POST", f"{base}/v1/ads", sku_page)
+    status, proxied = _http("POST", f"{base}/v1/ads", sku_page,
+                            headers={"X-Forwarded-For": "81.2.69.142, 3.80.0.1"})
+    assert status == 200 and direct["ads"] and proxied["ads"] == []
     # The demo advertisers' keys work (README curl tour).
     status, listed = _http("GET", f"{base}/v1/campaigns",
                            headers={"Authorization": "Bearer ek_demo_1"})
