@@ -125,6 +125,9 @@ class Block:
     until_ms: int
 
 
+SYNC_CHUNK = 500  # sources per script call (see RateLimiter.sync)
+
+
 @dataclass(frozen=True, slots=True)
 class SyncResult:
     sources: int  # (kind, dimension, key) entries sent
@@ -245,6 +248,37 @@ class RateLimiter:
         else:
             dropped = 0
 
+        # Several script calls of at most SYNC_CHUNK sources: packing one argument per
+        # source is synchronous Python work (~1 µs each), and one call of thousands would
+        # hold the event loop (and every request waiting on it) for milliseconds.
+        blocks: list[Block] = []
+        released = changed = 0
+        reset = False
+        judged_ms = 0
+        for start in range(0, max(len(entries), 1), SYNC_CHUNK):
+            made, freed, applied, was_reset, judged_ms = await self._send(
+                entries[start : start + SYNC_CHUNK], now_ms)
+            blocks.extend(made)
+            released += freed
+            changed += applied
+            reset = reset or was_reset
+        return SyncResult(
+            sources=len(entries),
+            events=total_events - dropped_events,
+            dropped_sources=dropped,
+            dropped_events=dropped_events,
+            blocked=tuple(blocks),
+            released=released,
+            changes=changed,
+            reset=reset,
+            blocked_now=sum(len(t) for t in self._blocked.values()),
+            now_ms=judged_ms,
+        )
+
+    async def _send(self, entries: list[tuple[int, int, str]], now_ms: int | None
+                    ) -> tuple[list[Block], int, int, bool, int]:
+        """One script call: add these counts, apply the block-list changes since our last
+        sequence number. Returns (blocks made, released, changes applied, reset, time)."""
         keys = [rl_meta_key(), rl_blocks_key(), rl_until_key(), rl_journal_key()]
         args: list[Any] = [
             "" if now_ms is None else int(now_ms),
@@ -292,18 +326,7 @@ class RateLimiter:
             kind, dimension = self._pairs[int(made[j]) - 1]
             key = _str(made[j + 1]).split(":", 1)[1]
             blocks.append(Block(kind, dimension, key, _str(made[j + 2]), int(made[j + 3])))
-        return SyncResult(
-            sources=len(entries),
-            events=total_events - dropped_events,
-            dropped_sources=dropped,
-            dropped_events=dropped_events,
-            blocked=tuple(blocks),
-            released=int(released),
-            changes=len(changes) // 3,
-            reset=bool(reset),
-            blocked_now=sum(len(t) for t in self._blocked.values()),
-            now_ms=int(judged_ms),
-        )
+        return blocks, int(released), len(changes) // 3, bool(reset), int(judged_ms)
 
     def _state_ttl_ms(self) -> int:
         longest = max(lim_block_ms for lim_block_ms in self._limit_args[4::8])

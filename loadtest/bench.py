@@ -51,6 +51,11 @@ from types import FrameType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from fraud.iprange import IpRanges  # noqa: E402
+
 LUA = ROOT / "loadtest" / "wrk" / "ads.lua"
 RESULTS = ROOT / "loadtest" / "results"
 DEFAULT_OPERATOR_KEY = "dev-operator-key-change-me"
@@ -60,6 +65,9 @@ TARGET_P99_MS = 10.0
 STOP_TIMEOUT_S = 15.0
 
 # Current desktop and mobile browsers (as sent in 2024-2025).
+_DATACENTER = IpRanges.from_files(
+    sorted((ROOT / "config" / "datacenter").glob("*.txt")))
+
 USER_AGENTS = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/124.0.0.0 Safari/537.36",
@@ -299,6 +307,24 @@ class Sample:
         return self.filled / self.ok if self.ok else None
 
 
+_INVALID_LINE = re.compile(r'^endcap_invalid_ad_requests_total\{[^}]*reason="([^"]+)"\} (\S+)$')
+
+
+def screened_out(base: str) -> dict[str, int]:
+    """Ad requests the exchange screened out as invalid traffic, by reason (/metrics)."""
+    try:
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return {}
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        m = _INVALID_LINE.match(line)
+        if m:
+            out[m.group(1)] = out.get(m.group(1), 0) + int(float(m.group(2)))
+    return out
+
+
 def sample_fill(url: str, bodies: Sequence[bytes]) -> Sample:
     """POST each body once (sequentially) and count answers with at least one ad."""
     s = Sample()
@@ -355,9 +381,11 @@ def make_query(rnd: random.Random, product: dict[str, Any]) -> str:
 
 
 def public_ip(rnd: random.Random) -> str:
+    """A shopper's address: global, and not in the data-centre ranges the exchange screens
+    out (shoppers browse from consumer networks; the bench measures serving, not GIVT)."""
     while True:
         addr = ipaddress.IPv4Address(rnd.getrandbits(32))
-        if addr.is_global and not addr.is_multicast:
+        if addr.is_global and not addr.is_multicast and not _DATACENTER.contains(str(addr)):
             return str(addr)
 
 
@@ -367,10 +395,12 @@ def build_bodies(
     """``n`` compact JSON bodies: ~70% search, ~30% product page.
 
     ~60% of the shoppers are signed-in loyalty members of the demo data (``shp_000001``
-    ... with segments), the rest anonymous; each keeps one browser and one IP."""
+    ... with segments), the rest anonymous; each keeps one browser and one IP. One shopper
+    per body: wrk replays the bodies thousands of times a second, and a shopper behind
+    several of them would browse at bot speed and be rate-limited (correctly)."""
     rnd = random.Random(seed)
     shoppers = []
-    for i in range(max(50, n // 2)):
+    for i in range(max(50, n)):
         member = known_shoppers > 0 and rnd.random() < 0.6
         shoppers.append(
             {
@@ -382,8 +412,8 @@ def build_bodies(
             }
         )
     bodies = []
-    for _ in range(n):
-        shopper = rnd.choice(shoppers)
+    for i in range(n):
+        shopper = shoppers[i % len(shoppers)]
         product = rnd.choice(catalog)
         # A storefront sends a fresh id per page view; wrk replays this one every
         # ``n`` requests (the exchange only echoes it and seeds tie-breaks with it).
@@ -977,6 +1007,9 @@ def run(args: argparse.Namespace, procs: Procs) -> dict[str, Any]:
             print(f"  round {i} ratio {entry['ratio']:.3f}", flush=True)
 
     after = sample_fill(url, bodies[-min(100, len(bodies)) :])
+    screened = screened_out(base) if not args.target_floor_twice else {}
+    if screened:
+        print(f"  screened out as invalid traffic: {screened}", flush=True)
     if fproc is not None:
         procs.stop(fproc)
     procs.stop(server)
@@ -1043,6 +1076,7 @@ def run(args: argparse.Namespace, procs: Procs) -> dict[str, Any]:
         "fill_ok": sample.ok,
         "ads_per_answer": round(sample.ads / sample.ok, 3) if sample.ok else None,
         "fill_rate_after": None if after.fill_rate is None else round(after.fill_rate, 4),
+        "screened_out": screened,
         # over all rounds (medians of rates and percentiles, sums of counts) ...
         "ads_detail": ads_all,
         "floor_detail": floor_all,
