@@ -99,3 +99,27 @@ async def test_a_bots_beacons_are_never_billed(client: httpx.AsyncClient,
     counters = await rt.ledger.counters(numeric)
     removed = {k.split(":")[1]: v for k, v in counters.items() if k.startswith("inv:")}
     assert sum(removed.values()) == 2 and set(removed) <= CRAWLER
+
+
+async def test_absurd_headers_and_addresses_never_break_screening(
+        client: httpx.AsyncClient, exchange_app: Exchange) -> None:
+    await _bidder(client, exchange_app)
+    giant = BROWSER_UA + " " + "x" * 10_000
+    cases: list[dict[str, object]] = [
+        {"json": _search(), "headers": {"User-Agent": giant}},
+        {"json": _search(device={"ua": BROWSER_UA, "ip": "not-an-ip"})},
+        {"json": _search(device={"ua": BROWSER_UA, "ip": "999.1.1.1"})},
+        {"json": _search(device={"ua": BROWSER_UA, "ip": "2a02:c7f:1234::1"})},
+        {"json": _search(device={"ua": BROWSER_UA, "ip": "::ffff:3.80.0.1"})},
+        {"json": _search(), "headers": {"X-Forwarded-For": "junk, , 1.2.3.4, ::::"}},
+        {"json": _search(), "headers": {"Sec-Purpose": "x" * 5000}},
+    ]
+    answers = []
+    for kwargs in cases:
+        r = await client.post("/v1/ads", **kwargs)  # type: ignore[arg-type]
+        assert r.status_code == 200, r.text
+        answers.append(len(r.json()["ads"]))
+    # Odd but harmless addresses still get ads; an IPv4-mapped data-centre address does not.
+    assert answers[1:4] == [1, 1, 1] and answers[4] == 0
+    too_long = await client.post("/v1/ads", json=_search(device={"ua": "x" * 5000}))
+    assert too_long.status_code == 400 and too_long.json()["error"]["field"] == "device.ua"
