@@ -1,7 +1,7 @@
 """The event log: one versioned schema for every event, and the write-behind queue.
 
 Wins are produced on the hot path and must never wait for Redis: the hot path appends
-one auction's wins (tuples) to an in-process bounded queue, and a background task
+one auction's wins (WinEvent structs) to an in-process bounded queue, and a background task
 encodes and writes them to the ``ex:events`` stream every ``event_flush_ms``, one Lua
 call per batch. A stream entry holds either one event (field ``e``: a JSON object) or
 all the wins of one auction (field ``b``: a JSON array of events); every event keeps
@@ -48,8 +48,22 @@ class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
 encoder = msgspec.json.Encoder()
 decoder = msgspec.json.Decoder(Event)
 
-# A queued win: (id, ts, request_id, placement, campaign_id, sku, price_micros, slot, shopper)
-WinTuple = tuple[str, int, str, str, int, str, int, int, str]
+class WinEvent(msgspec.Struct, tag_field="type", tag="win", gc=False):
+    """A win as the hot path builds it: positional (cheap), encoding to the same JSON
+    object as ``Event(type="win", ...)`` so readers decode both with ``Event``."""
+
+    id: str
+    ts: int
+    request_id: str
+    placement: str
+    campaign_id: int
+    sku: str
+    price_micros: int
+    slot: int
+    shopper_id: str
+    v: int = SCHEMA_VERSION
+
+
 _batch_decoder = msgspec.json.Decoder(list[Event])
 
 
@@ -72,7 +86,7 @@ class EventLog:
         self._stream = stream
         self._maxlen = maxlen
         self._interval = flush_ms / 1000
-        self._queue: deque[list[WinTuple] | Event] = deque()
+        self._queue: deque[list[WinEvent] | Event] = deque()
         self._queue_max = queue_max
         self._append = client.register_script(
             resources.files("exchange").joinpath("append.lua").read_text())
@@ -84,7 +98,7 @@ class EventLog:
         self.dropped = 0
         self.failures = 0
 
-    def add_wins(self, wins: list[WinTuple]) -> None:
+    def add_wins(self, wins: list[WinEvent]) -> None:
         """Queue the wins of one auction (one stream entry)."""
         if len(self._queue) >= self._queue_max:
             self.dropped += len(wins)
@@ -129,7 +143,7 @@ class EventLog:
                 if isinstance(item, Event):
                     args += (b"e", encoder.encode(item))
                 else:
-                    args += (b"b", encoder.encode([_win(t) for t in item]))
+                    args += (b"b", encoder.encode(item))
             try:
                 await self._append(keys=[self._stream], args=args)
             except Exception:
@@ -146,10 +160,3 @@ class EventLog:
                 await self._task
             self._task = None
         await self.flush()
-
-
-def _win(t: WinTuple) -> Event:
-    return Event(
-        id=t[0], type="win", ts=t[1], request_id=t[2], placement=t[3], campaign_id=t[4],
-        sku=t[5], price_micros=t[6], slot=t[7], shopper_id=t[8],
-    )

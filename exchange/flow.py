@@ -33,7 +33,7 @@ from auction.selection import (
 )
 from exchange.adrequest import Ad, AdResponse, ProductCard, decoder, encoder
 from exchange.errors import ApiError, BadRequest
-from exchange.events import Event, EventLog, WinTuple
+from exchange.events import Event, EventLog, WinEvent
 from exchange.index import Index
 from exchange.metrics import AdStats
 from exchange.money import format_micros
@@ -223,7 +223,7 @@ class AdServer:
         if req.shopper is not None:
             shopper = req.shopper.loyalty_id or req.shopper.id or ""
         sign = self._signer.sign
-        wins: list[WinTuple] = []
+        wins: list[WinEvent] = []
         # One conversion for all winners: (row, price, campaign slot, product, campaign id).
         winners = self._out[:n].tolist()
         products, public_ids = index.products, index.campaign_public_ids
@@ -243,7 +243,7 @@ class AdServer:
                 impression_url=f"{base_url}/t/i/{token}",
                 click_url=f"{base_url}/t/c/{token}",
             ))
-            wins.append((imp_id.hex(), now_ms, request_id, placement.id, campaign_id, sku, price,
-                         slot, shopper))
+            wins.append(WinEvent(imp_id.hex(), now_ms, request_id, placement.id, campaign_id,
+                                 sku, price, slot, shopper))
         self._events.add_wins(wins)
         return ads
