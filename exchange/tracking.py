@@ -22,7 +22,7 @@ from exchange.clock import business_day
 from exchange.events import Event, EventLog, encoder
 from exchange.index import Index
 from exchange.metrics import Metrics
-from exchange.screening import PassAll, RateCheck, TrafficCheck
+from exchange.screening import PassAll, RateCheck, TrafficCheck, device_key
 from fraud.errors import TokenError
 from fraud.signature import AdToken, TokenSigner
 from pacing.ledger import Ledger
@@ -93,6 +93,14 @@ class Tracker:
         await self._ledger.count_invalid(token.campaign_id, reason,
                                          business_day(self._zone, now_ms))
 
+    def _rate(self, kind: str, ua: str | None, ip: str | None) -> str:
+        """SIVT limits of the beacon's source: its address and its device (address + UA).
+        Tokens carry no shopper id, so shopper limits apply to ad requests only."""
+        hit = self._limiter.hit
+        if ip and (reason := hit(kind, "ip", ip)):
+            return reason
+        return hit(kind, "device", device_key(None, ua, ip))
+
     async def impression(self, text: str, ua: str | None = None, ip: str | None = None
                          ) -> None:
         await self._record("impression", text, ua, ip)
@@ -112,7 +120,7 @@ class Tracker:
         if token is None:
             return None
         # Bots and floods get the same answer as everyone; they are just never billed.
-        reason = self._givt.check(ua, ip) or (self._limiter.hit(kind, "ip", ip) if ip else "")
+        reason = self._givt.check(ua, ip) or self._rate(kind, ua, ip)
         if reason:
             await self._invalid_billable(kind, reason, token, now_ms)
             return token

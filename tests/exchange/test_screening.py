@@ -123,3 +123,31 @@ async def test_absurd_headers_and_addresses_never_break_screening(
     assert answers[1:4] == [1, 1, 1] and answers[4] == 0
     too_long = await client.post("/v1/ads", json=_search(device={"ua": "x" * 5000}))
     assert too_long.status_code == 400 and too_long.json()["error"]["field"] == "device.ua"
+
+
+async def test_a_click_flood_from_one_device_is_blocked(client: httpx.AsyncClient,
+                                                        exchange_app: Exchange) -> None:
+    cid = await _bidder(client, exchange_app)
+    rt = exchange_app.runtime
+    ads = [(await client.post("/v1/ads", json=_search(shopper={"id": f"s{i}"}))).json()["ads"][0]
+           for i in range(62)]
+    for ad in ads:  # 62 clicks from one device in a minute: the device limit is 60
+        await client.get(ad["impression_url"].removeprefix("http://shop.test"))
+        await client.get(ad["click_url"].removeprefix("http://shop.test"))
+    await rt.limiter.sync()
+    late = (await client.post("/v1/ads", json=_search(shopper={"id": "late"}))).json()["ads"]
+    assert late == []  # the blocked device gets no ads either
+    numeric = int(cid.removeprefix("cmp_"))
+    counters = await rt.ledger.counters(numeric)
+    assert counters[f"n:click:{rt.today()}"] == 62  # counted before the block was known
+    # The flooding device's later clicks are refused; another device's still count.
+    other = {"User-Agent": BROWSER_UA.replace("Chrome/131", "Chrome/130")}
+    ad = (await client.post("/v1/ads", json=_search(device={"ua": BROWSER_UA, "ip": HOME_IP})))
+    fresh = ad.json()["ads"][0]
+    for headers in ({}, other):
+        await client.get(fresh["impression_url"].removeprefix("http://shop.test"),
+                         headers=headers)
+        await client.get(fresh["click_url"].removeprefix("http://shop.test"), headers=headers)
+    counters = await rt.ledger.counters(numeric)
+    assert counters[f"n:click:{rt.today()}"] == 63  # only the other device's click
+    assert counters[f"inv:rate_limited:{rt.today()}"] == 2  # blocked device: imp + click
