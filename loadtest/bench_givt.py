@@ -22,7 +22,6 @@ import os
 import platform
 import random
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -37,6 +36,7 @@ if str(ROOT) not in sys.path:
 import crawleruseragents  # noqa: E402
 
 from fraud.givt import GivtFilter  # noqa: E402
+from loadtest.provenance import git_sha  # noqa: E402
 
 SEED = 20_240_607
 N_MIX = 200_000
@@ -89,20 +89,6 @@ def _per_call(fn: Callable[[], int], calls: int, repeats: int = 5) -> float:
 def _zipf_sample(rng: random.Random, items: Sequence[str], n: int) -> list[str]:
     weights = [1 / (rank**ZIPF_S) for rank in range(1, len(items) + 1)]
     return rng.choices(items, weights=weights, k=n)
-
-
-def _git_sha() -> str:
-    try:
-        done = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return done.stdout.strip()
 
 
 def main() -> None:
@@ -247,7 +233,7 @@ def main() -> None:
             "fake-useragent": metadata.version("fake-useragent"),
             "crawler-user-agents": metadata.version("crawler-user-agents"),
         },
-        "git_sha": _git_sha(),
+        "git_sha": git_sha(),
     }
     print(json.dumps(result))
 

@@ -14,7 +14,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -46,6 +45,7 @@ from auction import (  # noqa: E402  (needs the sys.path entry above when run as
     tie_keys,
     warm_up,
 )
+from loadtest.provenance import git_sha  # noqa: E402
 
 N = 10_000
 SLOTS = 4
@@ -74,20 +74,6 @@ def _time(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
         fn()
         samples.append(time.perf_counter_ns() - t0)
     return statistics.median(samples) / 1000, min(samples) / 1000
-
-
-def _git_sha() -> str:
-    try:
-        done = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return done.stdout.strip()
 
 
 def main() -> None:
@@ -182,7 +168,7 @@ def main() -> None:
             "numba": numba.__version__,
             "numpy": np.__version__,
         },
-        "git_sha": _git_sha(),
+        "git_sha": git_sha(),
     }
     print(json.dumps(result))
 

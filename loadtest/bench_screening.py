@@ -37,7 +37,7 @@ from exchange.metrics import Metrics  # noqa: E402
 from exchange.screening import PassAll, RateCheck, TrafficCheck  # noqa: E402
 from exchange.settings import load_placements, load_settings  # noqa: E402
 from fraud.signature import TokenSigner  # noqa: E402
-from loadtest.bench_kernel import _git_sha  # noqa: E402
+from loadtest.provenance import git_sha, machine  # noqa: E402
 
 BROWSERS = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -126,8 +126,8 @@ def main() -> None:
         "bench": "screening", "bodies": args.bodies, "rounds": args.rounds,
         "unscreened_us": round(bare_us, 2), "screened_us": round(screened_us, 2),
         "added_us": round(added, 2), "ratio": round(bare_us / screened_us, 4),
-        "machine": {"platform": platform.platform(), "processor": platform.processor()},
-        "versions": {"python": platform.python_version()}, "git_sha": _git_sha(),
+        "machine": machine(), "versions": {"python": platform.python_version()},
+        "git_sha": git_sha(),
     }))
 
 
