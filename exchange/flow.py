@@ -31,7 +31,7 @@ from auction.selection import (
     PARAMS_LEN,
     select_and_clear,
 )
-from exchange.adrequest import Ad, AdResponse, ProductCard, decoder, encoder
+from exchange.adrequest import Ad, AdResponse, Page, ProductCard, decoder, encoder
 from exchange.errors import ApiError, BadRequest
 from exchange.events import Event, EventLog, WinEvent
 from exchange.index import Index
@@ -44,6 +44,16 @@ from fraud.signature import KIND_SPONSORED_PRODUCT, AdToken, TokenSigner, new_im
 
 _EMPTY = np.zeros(0, dtype=np.int64)
 _NO_BITS = (0,) * BIT_WORDS
+
+
+def _check_page(page: Page) -> None:
+    """What each page type needs to be served: a 400 naming the field, for everyone."""
+    if page.type == "search" and (not page.query or not page.query.strip()):
+        raise BadRequest("a search page needs a query", field="page.query")
+    if page.type == "product" and not page.sku:
+        raise BadRequest("a product page needs a sku", field="page.sku")
+    if page.type == "category" and not page.category:
+        raise BadRequest("a category page needs a category", field="page.category")
 
 
 class AdServer:
@@ -105,6 +115,7 @@ class AdServer:
                     f"placement {placement.id!r} is for {placement.page_type} pages",
                     field="page.type",
                 )
+            _check_page(req.page)
             request_id = req.request_id or new_imp_id().hex()
             reason = self._screen(req, ua, ip, purpose)
             if reason:
@@ -145,7 +156,7 @@ class AdServer:
         self._stats.invalid(placement.id, reason)
         shopper = req.shopper
         self._events.add(Event(
-            id=f"{request_id}:x", type="invalid", of="ad_request", reason=reason,
+            id=f"{new_imp_id().hex()}:x", type="invalid", of="ad_request", reason=reason,
             ts=time.time_ns() // 1_000_000, request_id=request_id, placement=placement.id,
             shopper_id=(shopper.loyalty_id or shopper.id or "") if shopper else "",
         ))
@@ -162,14 +173,10 @@ class AdServer:
         if placement.kind != "sponsored_product":
             pass  # display creatives and DSPs are not wired in yet: no candidates
         elif page.type == "search":
-            if not page.query or not page.query.strip():
-                raise BadRequest("a search page needs a query", field="page.query")
             found = index.query_candidates(page.query)
             cand, n_tokens = found.cand, found.n_tokens
             bits, n_extra = found.bits, found.n_extra
         elif page.type == "product":
-            if not page.sku:
-                raise BadRequest("a product page needs a sku", field="page.sku")
             pid = index.sku_to_pid.get(page.sku)
             if pid is not None:
                 exclude = pid
@@ -177,8 +184,6 @@ class AdServer:
                 if category is not None:
                     cand = index.category_candidates(category)
         elif page.type == "category":
-            if not page.category:
-                raise BadRequest("a category page needs a category", field="page.category")
             cand = index.category_candidates(page.category)
         n_slots = min(req.slots or placement.slots, placement.slots, self._max_slots)
         n = 0

@@ -151,3 +151,10 @@ async def test_a_click_flood_from_one_device_is_blocked(client: httpx.AsyncClien
     counters = await rt.ledger.counters(numeric)
     assert counters[f"n:click:{rt.today()}"] == 63  # only the other device's click
     assert counters[f"inv:rate_limited:{rt.today()}"] == 2  # blocked device: imp + click
+
+
+async def test_bad_input_is_a_4xx_whoever_sends_it(client: httpx.AsyncClient,
+                                                  exchange_app: Exchange) -> None:
+    body = {"placement": "search_top", "page": {"type": "search"}}
+    r = await client.post("/v1/ads", json=body, headers={"User-Agent": GOOGLEBOT})
+    assert r.status_code == 400 and r.json()["error"]["field"] == "page.query"
