@@ -24,7 +24,7 @@ from exchange.index import Index
 from exchange.metrics import Metrics
 from exchange.screening import PassAll, RateCheck, TrafficCheck, device_key
 from fraud.errors import TokenError
-from fraud.signature import AdToken, TokenSigner
+from fraud.signature import AdToken, TokenSigner, new_imp_id
 from pacing.ledger import Ledger
 
 log = logging.getLogger("endcap.tracking")
@@ -72,7 +72,7 @@ class Tracker:
             return self._signer.verify(text, now_s)
         except TokenError as exc:
             reason = exc.reason
-        self._invalid(kind, reason, f"bad:{kind}:{time.time_ns()}", None)
+        self._invalid(kind, reason, f"{new_imp_id().hex()}:bad", None)
         return None
 
     def _invalid(self, kind: str, reason: str, event_id: str, token: AdToken | None) -> None:
@@ -89,7 +89,9 @@ class Tracker:
     async def _invalid_billable(self, kind: str, reason: str, token: AdToken, now_ms: int
                                 ) -> None:
         """An invalid beacon for a real ad: logged, and counted against its campaign."""
-        self._invalid(kind, reason, f"{token.imp_id.hex()}:{kind[0]}:{reason}:{now_ms}", token)
+        # Each invalid event is its own (two replays in one millisecond are two events).
+        self._invalid(kind, reason, f"{token.imp_id.hex()}:{kind[0]}:x:{new_imp_id().hex()}",
+                      token)
         await self._ledger.count_invalid(token.campaign_id, reason,
                                          business_day(self._zone, now_ms))
 
