@@ -15,6 +15,7 @@ from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from auction.selection import CAMP_LIVE
 from exchange import changes
@@ -105,15 +106,30 @@ class Tracker:
 
     async def impression(self, text: str, ua: str | None = None, ip: str | None = None
                          ) -> None:
-        await self._record("impression", text, ua, ip)
+        await self._record_or_note("impression", text, ua, ip)
 
     async def click(self, text: str, ua: str | None = None, ip: str | None = None) -> str:
         """Records the click; returns where to redirect the shopper."""
-        token = await self._record("click", text, ua, ip)
+        token = await self._record_or_note("click", text, ua, ip)
         if token is None:
             return self._fallback
         product = self._index().products.get(token.product_id)
         return (product.landing_url if product and product.landing_url else self._fallback)
+
+    async def _record_or_note(self, kind: str, text: str, ua: str | None, ip: str | None
+                              ) -> AdToken | None:
+        """Record the beacon; if Redis is unreachable, still answer the shopper (the click
+        still lands on the product) and count the beacon as unrecorded: it is not billed,
+        which errs on the advertiser's side. Spooling for replay is the scale-out work."""
+        try:
+            return await self._record(kind, text, ua, ip)
+        except (RedisError, OSError) as exc:
+            log.error("%s beacon not recorded, Redis unavailable: %s", kind, exc)
+            self._metrics.beacons.labels(kind, "unrecorded").inc()
+            try:
+                return self._signer.verify(text, time.time_ns() // 1_000_000_000)
+            except TokenError:
+                return None
 
     async def _record(self, kind: str, text: str, ua: str | None, ip: str | None
                       ) -> AdToken | None:

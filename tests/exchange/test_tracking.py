@@ -376,3 +376,32 @@ async def test_campaign_report_counts_billed_and_removed(client: httpx.AsyncClie
     week = (await client.get(f"/v1/reports/campaigns/{a}?from=2026-01-01&to=2026-01-07",
                              headers=owner)).json()
     assert len(week["rows"]) == 7 and week["totals"]["impressions"] == 0
+
+
+async def test_beacons_still_answer_when_redis_is_down(client: httpx.AsyncClient,
+                                                       exchange_app: Exchange) -> None:
+    import redis.asyncio as aioredis
+
+    from exchange.embedded import free_port
+    from pacing.ledger import Ledger
+
+    a, _, _ = await _two_bidders(client, exchange_app)
+    ad = await _first_ad(client, a)
+    tracker = exchange_app.runtime.tracker
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    dead = aioredis.Redis(port=free_port(), socket_connect_timeout=0.2,
+                          retry=Retry(NoBackoff(), 0))
+    tracker._ledger = Ledger(dead, events_key=keys.EVENTS, events_maxlen=1000)
+    try:
+        imp = await client.get(_path(str(ad["impression_url"])))
+        click = await client.get(_path(str(ad["click_url"])))
+    finally:
+        await dead.aclose()
+    assert imp.status_code == 204
+    # The shopper still lands on the product; nothing was billed.
+    assert click.status_code == 302 and click.headers["location"] == "https://shop.test/p/OAT-1"
+    assert await _spend(exchange_app, a) == (0, 0)
+    metrics = (await client.get("/metrics")).text
+    assert _sample(metrics, "endcap_beacons_total", type="click", result="unrecorded") == 1.0
