@@ -31,7 +31,7 @@ from auction.selection import (
     PARAMS_LEN,
     select_and_clear,
 )
-from exchange.adrequest import Ad, AdResponse, Page, ProductCard, decoder, encoder
+from exchange.adrequest import Ad, AdRequest, AdResponse, Page, ProductCard, decoder, encoder
 from exchange.errors import ApiError, BadRequest
 from exchange.events import Event, EventLog, WinEvent
 from exchange.index import Index
@@ -88,7 +88,7 @@ class AdServer:
         self._cards: dict[int, ProductCard] = {}
         self._cards_version = -1
 
-    def decode(self, body: bytes) -> msgspec.Struct:
+    def decode(self, body: bytes) -> AdRequest:
         try:
             return decoder.decode(body)
         except msgspec.ValidationError as exc:
@@ -130,7 +130,7 @@ class AdServer:
         self._stats.request(placement_id, "ok", time.perf_counter() - started)
         return out
 
-    def _screen(self, req: msgspec.Struct, ua: str | None, ip: str | None,
+    def _screen(self, req: AdRequest, ua: str | None, ip: str | None,
                 purpose: str | None) -> str:
         """"" for valid traffic, else why not: before any auction work is done."""
         device = req.device
@@ -151,7 +151,7 @@ class AdServer:
             return reason
         return hit("ad_request", "device", device_key(device_id, ua, ip))
 
-    def _invalid(self, req: msgspec.Struct, placement: Placement, request_id: str,
+    def _invalid(self, req: AdRequest, placement: Placement, request_id: str,
                  reason: str) -> None:
         self._stats.invalid(placement.id, reason)
         shopper = req.shopper
@@ -161,7 +161,7 @@ class AdServer:
             shopper_id=(shopper.loyalty_id or shopper.id or "") if shopper else "",
         ))
 
-    def _auction(self, req: msgspec.Struct, placement: Placement, request_id: str,
+    def _auction(self, req: AdRequest, placement: Placement, request_id: str,
                  base_url: str) -> list[Ad]:
         index = self._index()
         page = req.page
@@ -173,18 +173,18 @@ class AdServer:
         if placement.kind != "sponsored_product":
             pass  # display creatives and DSPs are not wired in yet: no candidates
         elif page.type == "search":
-            found = index.query_candidates(page.query)
+            found = index.query_candidates(page.query or "")  # checked by _check_page
             cand, n_tokens = found.cand, found.n_tokens
             bits, n_extra = found.bits, found.n_extra
         elif page.type == "product":
-            pid = index.sku_to_pid.get(page.sku)
+            pid = index.sku_to_pid.get(page.sku or "")
             if pid is not None:
                 exclude = pid
                 category = index.product_category(pid)
                 if category is not None:
                     cand = index.category_candidates(category)
         elif page.type == "category":
-            cand = index.category_candidates(page.category)
+            cand = index.category_candidates(page.category or "")
         n_slots = min(req.slots or placement.slots, placement.slots, self._max_slots)
         n = 0
         if len(cand):
@@ -218,7 +218,7 @@ class AdServer:
             )
         return card
 
-    def _ads(self, index: Index, req: msgspec.Struct, placement: Placement, request_id: str,
+    def _ads(self, index: Index, req: AdRequest, placement: Placement, request_id: str,
              base_url: str, n: int) -> list[Ad]:
         now_ms = time.time_ns() // 1_000_000
         now_s = now_ms // 1000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import msgspec
@@ -35,7 +36,7 @@ def field_of(exc: msgspec.ValidationError) -> str:
     return path
 
 
-def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None
+def json_response(payload: Any, status: int = 200, headers: Mapping[str, str] | None = None
                   ) -> Response:
     return Response(_encoder.encode(payload), status_code=status, headers=headers,
                     media_type="application/json")

@@ -47,7 +47,7 @@ _OPENAPI: bytes | None = None
 async def openapi(request: Request) -> Response:
     global _OPENAPI
     if _OPENAPI is None:
-        _OPENAPI = json_response(document()).body
+        _OPENAPI = bytes(json_response(document()).body)
     return Response(_OPENAPI, media_type="application/json")
 
 
