@@ -32,6 +32,7 @@ from auction.selection import (
     select_and_clear,
 )
 from exchange.adrequest import Ad, AdRequest, AdResponse, Page, ProductCard, decoder, encoder
+from exchange.complements import complements_of
 from exchange.errors import ApiError, BadRequest
 from exchange.events import Event, EventLog, WinEvent
 from exchange.index import Index
@@ -69,6 +70,7 @@ class AdServer:
         max_slots: int,
         givt: TrafficCheck | None = None,
         limiter: RateCheck | None = None,
+        complements: dict[str, tuple[str, ...]] | None = None,
     ) -> None:
         self._index = index
         self._placements = placements
@@ -85,6 +87,8 @@ class AdServer:
             dtype=np.int64)
         self._givt: TrafficCheck = givt or PassAll()
         self._limiter: RateCheck = limiter or PassAll()
+        self._complements = complements or {}
+        self._page_cands: dict[int, tuple[np.ndarray, int]] = {}  # product id -> page rows
         self._cards: dict[int, ProductCard] = {}
         self._cards_version = -1
 
@@ -180,9 +184,7 @@ class AdServer:
             pid = index.sku_to_pid.get(page.sku or "")
             if pid is not None:
                 exclude = pid
-                category = index.product_category(pid)
-                if category is not None:
-                    cand = index.category_candidates(category)
+                cand, n_tokens = self._product_page(index, pid)
         elif page.type == "category":
             cand = index.category_candidates(page.category or "")
         n_slots = min(req.slots or placement.slots, placement.slots, self._max_slots)
@@ -205,10 +207,36 @@ class AdServer:
             return []
         return self._ads(index, req, placement, request_id, base_url, n)
 
-    def _card(self, index: Index, pid: int) -> ProductCard:
+    def _product_page(self, index: Index, pid: int) -> tuple[np.ndarray, int]:
+        """Rows for a product's page and the "token count" to clear them with.
+
+        Own category first, then complementary categories. The kernel's match counting
+        does the weighting: the own category's rows are listed twice and the page is said
+        to have two tokens, so they keep their full quality, while complementary rows
+        (listed once) compete at a quarter of theirs. Without complements: one list, no
+        relevance weighting (0 tokens).
+        """
+        self._check_version(index)
+        cached = self._page_cands.get(pid)
+        if cached is None:
+            own = index.category_candidates(index.product_category(pid) or "")
+            extra = [index.category_candidates(c) for c in
+                     complements_of(index.product_categories(pid), self._complements)]
+            extra = [a for a in extra if len(a)]
+            cached = (np.concatenate([own, own, *extra]), 2) if extra else (own, 0)
+            if len(self._page_cands) > 100_000:
+                self._page_cands.clear()
+            self._page_cands[pid] = cached
+        return cached
+
+    def _check_version(self, index: Index) -> None:
         if self._cards_version != index.version:
             self._cards.clear()
+            self._page_cands.clear()
             self._cards_version = index.version
+
+    def _card(self, index: Index, pid: int) -> ProductCard:
+        self._check_version(index)
         card = self._cards.get(pid)
         if card is None:
             p = index.products[pid]

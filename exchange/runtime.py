@@ -20,6 +20,7 @@ from starlette.requests import Request
 from auction.selection import warm_up
 from exchange import campaigns, catalog, changes, keys
 from exchange.clock import business_day
+from exchange.complements import load_complements
 from exchange.events import EventLog
 from exchange.flow import AdServer
 from exchange.index import Index
@@ -67,6 +68,7 @@ class Runtime:
             events=self.events, stats=self.metrics.ads,
             min_increment_micros=settings.min_increment_micros, max_slots=settings.max_slots,
             givt=self.givt, limiter=self.limiter,
+            complements=load_complements(settings.resolve(settings.complements_file)),
         )
         self.tracker = Tracker(
             client=self.client, ledger=self.ledger, signer=self.signer,

@@ -8,7 +8,13 @@ import redis
 from exchange import keys
 from exchange.app import Exchange
 from exchange.events import decode_entry
-from tests.exchange.conftest import campaign_body, new_advertiser, seed_catalog, wait_for
+from tests.exchange.conftest import (
+    OP,
+    campaign_body,
+    new_advertiser,
+    seed_catalog,
+    wait_for,
+)
 
 
 async def _two_bidders(client: httpx.AsyncClient, app: Exchange) -> tuple[str, str]:
@@ -66,8 +72,10 @@ async def test_product_page_never_shows_its_own_sku(client: httpx.AsyncClient,
     page = {"placement": "product_carousel", "page": {"type": "product", "sku": "OAT-1"}}
     ads = (await client.post("/v1/ads", json=page)).json()["ads"]
     assert [ad["sku"] for ad in ads] == ["OAT-2"]
+    # Coffee lists milk as a complement (config/complements.toml): milk ads may show.
     page["page"] = {"type": "product", "sku": "COF-1"}
-    assert (await client.post("/v1/ads", json=page)).json()["ads"] == []
+    ads = (await client.post("/v1/ads", json=page)).json()["ads"]
+    assert [ad["sku"] for ad in ads] == ["OAT-1", "OAT-2"]
     page["page"] = {"type": "product", "sku": "UNKNOWN"}
     assert (await client.post("/v1/ads", json=page)).json()["ads"] == []
 
@@ -172,3 +180,23 @@ async def test_display_placement_answers_empty_for_now(client: httpx.AsyncClient
     await _two_bidders(client, exchange_app)
     r = await client.post("/v1/ads", json={"placement": "home_banner", "page": {"type": "home"}})
     assert r.status_code == 200 and r.json()["ads"] == []
+
+
+async def test_product_page_prefers_its_own_category_over_complements(
+        client: httpx.AsyncClient, exchange_app: Exchange) -> None:
+    await _two_bidders(client, exchange_app)  # milk bids 1.00 and 0.60
+    coffee = await new_advertiser(client, "Lavazza")
+    await client.post("/v1/campaigns", headers=coffee, json=campaign_body(
+        products=[{"sku": "COF-1", "bid": "0.30"}], targeting={"keywords": []}))
+    await client.put("/v1/catalog/products", headers=OP, json=[{
+        "sku": "COF-2", "title": "Illy Ground Coffee Classico 250g", "brand": "Illy",
+        "category": "Beverages > Coffee > Ground Coffee", "price": "5.99"}])
+    await wait_for(lambda: exchange_app.runtime.index.n_campaigns == 3
+                   and "COF-2" in exchange_app.runtime.index.sku_to_pid)
+    page = {"placement": "product_carousel", "page": {"type": "product", "sku": "COF-2"}}
+    ads = (await client.post("/v1/ads", json=page)).json()["ads"]
+    # Same category at full quality (0.30) beats complements at a quarter (0.25, 0.15).
+    assert [ad["sku"] for ad in ads] == ["COF-1", "OAT-1", "OAT-2"]
+    price = exchange_app.runtime.signer.verify(ads[0]["click_url"].rsplit("/", 1)[1], 0)
+    # COF-1 pays what keeps it above OAT-1's quarter-quality score: 0.25 + 0.01.
+    assert price.price_micros == 260_000
