@@ -220,7 +220,8 @@ class AdServer:
         cached = self._page_cands.get(pid)
         if cached is None:
             own = index.category_candidates(index.product_category(pid) or "")
-            extra = [index.category_candidates(c) for c in
+            # Complements only compete at a discount: their best live rows are enough.
+            extra = [index.category_block(c) for c in
                      complements_of(index.product_categories(pid), self._complements)]
             extra = [a for a in extra if len(a)]
             cached = (np.concatenate([own, own, *extra]), 2) if extra else (own, 0)

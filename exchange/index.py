@@ -327,15 +327,29 @@ class Index:
         """The ``COMMON_BLOCK`` best-scoring live rows of a common token."""
         block = self._blocks.get(token)
         if block is None:
-            rows = self._by_token[token].view()
-            slots = self.rows[rows, ROW_CAMPAIGN]
-            live = (slots >= 0) & (self.campaigns[np.maximum(slots, 0), CAMP_LIVE] == 1)
-            rows = rows[live]
-            if len(rows) > COMMON_BLOCK:
-                score = self.rows[rows, ROW_BID] * self.rows[rows, ROW_QUALITY]
-                rows = rows[np.argpartition(-score, COMMON_BLOCK)[:COMMON_BLOCK]]
-            block = self._blocks[token] = np.sort(rows)  # sorted: kinder to the cache
+            block = self._blocks[token] = self._best_live(self._by_token[token].view())
         return block
+
+    def category_block(self, category: str) -> np.ndarray:
+        """The ``COMMON_BLOCK`` best-scoring live rows of a category (any level): enough
+        for categories that only compete at a discount, e.g. a product page's complements."""
+        path = category_path(category)
+        key = "cat:" + path[-1] if path else ""
+        block = self._blocks.get(key)
+        if block is None:
+            postings = self._by_category.get(path[-1]) if path else None
+            rows = postings.view() if postings is not None else _EMPTY
+            block = self._blocks[key] = self._best_live(rows)
+        return block
+
+    def _best_live(self, rows: np.ndarray) -> np.ndarray:
+        slots = self.rows[rows, ROW_CAMPAIGN]
+        live = (slots >= 0) & (self.campaigns[np.maximum(slots, 0), CAMP_LIVE] == 1)
+        rows = rows[live]
+        if len(rows) > COMMON_BLOCK:
+            score = self.rows[rows, ROW_BID] * self.rows[rows, ROW_QUALITY]
+            rows = rows[np.argpartition(-score, COMMON_BLOCK)[:COMMON_BLOCK]]
+        return np.sort(rows)  # sorted: kinder to the cache
 
     def category_candidates(self, category: str) -> np.ndarray:
         path = category_path(category)
