@@ -44,6 +44,9 @@ COMMON_MIN_ROWS = 512
 COMMON_MAX = 64 * BIT_WORDS
 # How many of a common token's best live rows stand in for its whole posting list.
 COMMON_BLOCK = 128
+# How many of a category's best live rows compete where it only competes at a discount
+# (a product page's complements, at a quarter of their quality): a few slots' worth.
+DISCOUNTED_BLOCK = 32
 
 
 @dataclass(slots=True, frozen=True)
@@ -327,11 +330,12 @@ class Index:
         """The ``COMMON_BLOCK`` best-scoring live rows of a common token."""
         block = self._blocks.get(token)
         if block is None:
-            block = self._blocks[token] = self._best_live(self._by_token[token].view())
+            block = self._blocks[token] = self._best_live(self._by_token[token].view(),
+                                                          COMMON_BLOCK)
         return block
 
     def category_block(self, category: str) -> np.ndarray:
-        """The ``COMMON_BLOCK`` best-scoring live rows of a category (any level): enough
+        """The ``DISCOUNTED_BLOCK`` best-scoring live rows of a category (any level): enough
         for categories that only compete at a discount, e.g. a product page's complements."""
         path = category_path(category)
         key = "cat:" + path[-1] if path else ""
@@ -339,16 +343,16 @@ class Index:
         if block is None:
             postings = self._by_category.get(path[-1]) if path else None
             rows = postings.view() if postings is not None else _EMPTY
-            block = self._blocks[key] = self._best_live(rows)
+            block = self._blocks[key] = self._best_live(rows, DISCOUNTED_BLOCK)
         return block
 
-    def _best_live(self, rows: np.ndarray) -> np.ndarray:
+    def _best_live(self, rows: np.ndarray, limit: int) -> np.ndarray:
         slots = self.rows[rows, ROW_CAMPAIGN]
         live = (slots >= 0) & (self.campaigns[np.maximum(slots, 0), CAMP_LIVE] == 1)
         rows = rows[live]
-        if len(rows) > COMMON_BLOCK:
+        if len(rows) > limit:
             score = self.rows[rows, ROW_BID] * self.rows[rows, ROW_QUALITY]
-            rows = rows[np.argpartition(-score, COMMON_BLOCK)[:COMMON_BLOCK]]
+            rows = rows[np.argpartition(-score, limit)[:limit]]
         return np.sort(rows)  # sorted: kinder to the cache
 
     def category_candidates(self, category: str) -> np.ndarray:
