@@ -18,7 +18,6 @@ string object, as it is when decoded from a request, so no string hash is pre-co
 from __future__ import annotations
 
 import json
-import os
 import platform
 import random
 import statistics
@@ -36,7 +35,7 @@ if str(ROOT) not in sys.path:
 import crawleruseragents  # noqa: E402
 
 from fraud.givt import GivtFilter  # noqa: E402
-from loadtest.provenance import git_sha  # noqa: E402
+from loadtest.provenance import git_sha, machine  # noqa: E402
 
 SEED = 20_240_607
 N_MIX = 200_000
@@ -222,11 +221,7 @@ def main() -> None:
         "ip_ranges": len(ranges),
         "load_ms": round(load_ms, 1),
         "warm_up_ms": round(warm_up_ms, 1),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.machine(),
-            "cpu_count": os.cpu_count(),
-        },
+        "machine": machine(),
         "versions": {
             "python": platform.python_version(),
             "crawlerdetect": metadata.version("crawlerdetect"),

@@ -11,7 +11,6 @@ implementation returns the same winners and prices.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import statistics
 import sys
@@ -45,7 +44,7 @@ from auction import (  # noqa: E402  (needs the sys.path entry above when run as
     tie_keys,
     warm_up,
 )
-from loadtest.provenance import git_sha  # noqa: E402
+from loadtest.provenance import git_sha, machine  # noqa: E402
 
 N = 10_000
 SLOTS = 4
@@ -158,11 +157,7 @@ def main() -> None:
         "numba_vs_numpy": round(numpy_us / numba_us, 1),
         "select_and_clear_us": round(timings["numba select_and_clear"][0], 2),
         "select_and_clear_py_us": round(timings["python select_and_clear_py"][0], 2),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.machine(),
-            "cpu_count": os.cpu_count(),
-        },
+        "machine": machine(),
         "versions": {
             "python": platform.python_version(),
             "numba": numba.__version__,
