@@ -12,7 +12,6 @@ import time
 import zlib
 from collections.abc import Callable
 
-import msgspec
 import numpy as np
 
 from auction.selection import (
@@ -33,12 +32,12 @@ from auction.selection import (
 )
 from exchange.adrequest import Ad, AdRequest, AdResponse, Page, ProductCard, decoder, encoder
 from exchange.complements import complements_of
+from exchange.decoding import decode
 from exchange.errors import ApiError, BadRequest
 from exchange.events import Event, EventLog, WinEvent
 from exchange.index import Index
 from exchange.metrics import AdStats
 from exchange.money import format_micros
-from exchange.responses import field_of
 from exchange.screening import PassAll, RateCheck, TrafficCheck, device_key
 from exchange.settings import Placement
 from fraud.signature import KIND_SPONSORED_PRODUCT, AdToken, TokenSigner, new_imp_id
@@ -92,14 +91,6 @@ class AdServer:
         self._cards: dict[int, ProductCard] = {}
         self._cards_version = -1
 
-    def decode(self, body: bytes) -> AdRequest:
-        try:
-            return decoder.decode(body)
-        except msgspec.ValidationError as exc:
-            raise BadRequest(str(exc), field=field_of(exc)) from None
-        except msgspec.DecodeError as exc:
-            raise BadRequest(f"malformed JSON: {exc}", code="malformed_json") from None
-
     def serve(self, body: bytes, base_url: str, ua: str | None = None, ip: str | None = None,
               purpose: str | None = None) -> bytes:
         """The response to one ad request. ``ua``/``ip``/``purpose``: what the HTTP request
@@ -108,7 +99,7 @@ class AdServer:
         started = time.perf_counter()
         placement_id = "?"
         try:
-            req = self.decode(body)
+            req = decode(body, decoder)
             placement = self._placements.get(req.placement)
             if placement is None:
                 raise BadRequest(f"unknown placement {req.placement!r}", field="placement",

@@ -9,6 +9,7 @@ Placements live in their own TOML file (``placements_file``).
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 import zoneinfo
 from datetime import datetime
@@ -17,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from exchange.decoding import field_of
 from exchange.money import MoneyError, parse_micros
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,14 +122,6 @@ def _env_overrides(environ: dict[str, str] | os._Environ[str]) -> dict[str, Any]
     return out
 
 
-def _field_of(exc: msgspec.ValidationError) -> str:
-    text = str(exc)
-    marker = "at `$."
-    if marker in text:
-        return text.split(marker, 1)[1].split("`", 1)[0].split("[", 1)[0].split(".", 1)[0]
-    return ""
-
-
 def load_settings(
     path: str | Path | None = None, environ: dict[str, str] | os._Environ[str] | None = None
 ) -> Settings:
@@ -144,7 +138,8 @@ def load_settings(
     try:
         settings = msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
-        name = _field_of(exc)
+        # The setting: the first segment of the failing path ("signing_keys.k1" -> ...).
+        name = re.split(r"[.\[]", field_of(exc), maxsplit=1)[0]
         where = f"ENDCAP_{name.upper()}" if name in env else f"{config_path}"
         raise SettingsError(f"setting {name or '?'} ({where}): {exc}") from exc
     _check(settings)

@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from exchange import campaigns
 from exchange.campaigns import CampaignIn, CampaignPatch
 from exchange.catalog import ProductRecord
+from exchange.decoding import decode_as
 from exchange.errors import ApiError
 from exchange.events import EventLog
 from exchange.flow import AdServer
 from exchange.index import Index
 from exchange.metrics import Metrics
-from exchange.responses import decode
 from exchange.settings import load_placements, load_settings
 from fraud.signature import TokenSigner
 
@@ -109,7 +109,7 @@ campaign = st.fixed_dictionaries({"name": st.text(max_size=5) | json_values}, op
 @given(campaign, st.sampled_from([CampaignIn, CampaignPatch]))
 def test_campaign_validation_only_raises_api_errors(body: dict[str, Any], kind: type) -> None:
     def run() -> None:
-        parsed = decode(msgspec.json.encode(body), kind)
+        parsed = decode_as(msgspec.json.encode(body), kind)
         base = parsed if isinstance(parsed, CampaignIn) else campaigns.apply_patch(
             campaigns.to_input(CAMPAIGNS[0]), parsed)
         campaigns.build_record(base, campaign_id=1, advertiser_id=1, pids={"OAT-1": 1},
