@@ -253,13 +253,15 @@ class Index:
             and self.exhausted_day.get(record.id) != self.today
         )
 
-    def set_exhausted(self, campaign_id: int, *, day: str | None, total: bool) -> None:
-        if total:
+    def set_budget(self, campaign_id: int, *, spent_today: bool, spent_total: bool) -> None:
+        """Whether the campaign's daily / lifetime budget is spent (from the ledger)."""
+        if spent_total:
             self.exhausted_total.add(campaign_id)
-        elif day is not None:
-            self.exhausted_day[campaign_id] = day
         else:
             self.exhausted_total.discard(campaign_id)
+        if spent_today:
+            self.exhausted_day[campaign_id] = self.today
+        else:
             self.exhausted_day.pop(campaign_id, None)
         self._refresh(campaign_id)
 

@@ -155,32 +155,29 @@ class Runtime:
         index = self.index
         if kind == "campaign":
             records = await campaigns.load_many(self.client, ids)
-            spend = await self.ledger.spend([r.id for r in records], index.today)
-            out_today, out_total = _exhausted(records, spend)
+            await self._apply_budgets(index, records)
             for record in records:
-                index.set_exhausted(record.id, day=None, total=False)
-                if record.id in out_total:
-                    index.exhausted_total.add(record.id)
-                elif record.id in out_today:
-                    index.exhausted_day[record.id] = index.today
                 index.upsert_campaign(record)
         elif kind == "product":
             raw = await self.client.hmget(keys.PRODUCTS, [str(i) for i in ids])
             index.upsert_products(catalog.decode_record(v) for v in raw if v)
         elif kind == "budget":
-            by_id = {i: index.campaign_records[s] for i in ids
-                     if (s := index.campaign_slot.get(i)) is not None}
-            spend = await self.ledger.spend(list(by_id), index.today)
-            records = [r for r in by_id.values() if r is not None]
-            out_today, out_total = _exhausted(records, spend)
-            for cid in out_total:
-                index.set_exhausted(cid, day=None, total=True)
-            for cid in out_today:
-                index.set_exhausted(cid, day=index.today, total=False)
+            await self._apply_budgets(index, [
+                r for i in ids if (s := index.campaign_slot.get(i)) is not None
+                and (r := index.campaign_records[s]) is not None])
         elif kind == "reload":
             await self.reload()
         if self.index.needs_compaction:
             await self.reload()
+
+    async def _apply_budgets(self, index: Index, records: list[campaigns.CampaignRecord]
+                             ) -> None:
+        """Mark each campaign spent out today / in total, or not, as the ledger says."""
+        spend = await self.ledger.spend([r.id for r in records], index.today)
+        out_today, out_total = _exhausted(records, spend)
+        for r in records:
+            index.set_budget(r.id, spent_today=r.id in out_today,
+                             spent_total=r.id in out_total)
 
     async def _share_rates(self) -> None:
         """Send this worker's rate-limit counts to Redis and learn every worker's blocks."""
