@@ -19,7 +19,10 @@ R-sized array per request; the kernel zeroes each entry as it consumes it, so sc
 is all zeros again on return and can be reused by the next call.
 
 Eligibility of a distinct row ``r`` (campaign slot ``c = rows[r, ROW_CAMPAIGN]``):
-``c >= 0``, campaign live, inside its flight (``start <= now < end``, 0 = open), product
+``c >= 0``, campaign live, through its pacing gate (``CAMP_GATE``: closed at 0, else
+entered with probability ``gate / 65536`` drawn from a hash of the request seed and the
+campaign id, so a replay with the same seed decides alike; tables without the column are
+open), inside its flight (``start <= now < end``, 0 = open), product
 not excluded, ``bid >= reserve``, base quality >= 1 and, when the query has tokens, at
 least ``min_match`` of them matched. Relevance scales quality by the squared matched
 fraction, ``max(1, q * m * m // (nq * nq))`` with ``m = min(matched, nq)``, so rows
@@ -34,6 +37,7 @@ import numpy.typing as npt
 from numba import njit
 
 from auction.clearing import OUT_INDEX, clear_core, clear_gsp
+from auction.tiebreak import splitmix64
 
 ROW_CAMPAIGN = 0
 ROW_PRODUCT = 1
@@ -47,7 +51,9 @@ CAMP_LIVE = 0
 CAMP_START_MS = 1
 CAMP_END_MS = 2
 CAMP_ID = 3
-CAMP_COLS = 4
+CAMP_GATE = 4  # pacing: 0 = closed, GATE_OPEN = always, else pass probability in 1/65536
+CAMP_COLS = 5
+GATE_OPEN = 65_536
 
 P_NOW_MS = 0
 P_RESERVE = 1
@@ -91,6 +97,7 @@ def select_and_clear(
     """Write ``(row index, price_micros)`` per winner into ``out``; return the count."""
     n_rows = rows.shape[0]
     n_camps = campaigns.shape[0]
+    gated = campaigns.shape[1] > CAMP_GATE
     n_cand = cand.shape[0]
     if scratch.shape[0] < n_rows:
         raise ValueError("scratch must have one int32 per row")
@@ -144,6 +151,15 @@ def select_and_clear(
             continue
         if campaigns[slot, CAMP_LIVE] != 1:
             continue
+        if gated:
+            gate = campaigns[slot, CAMP_GATE]
+            if gate < GATE_OPEN:
+                if gate <= 0:
+                    continue
+                draw = splitmix64(np.uint64(seed) ^ (np.uint64(campaigns[slot, CAMP_ID])
+                                                     * np.uint64(0x9E3779B97F4A7C15)))
+                if np.int64(draw >> np.uint64(48)) >= gate:
+                    continue
         start = campaigns[slot, CAMP_START_MS]
         if start != 0 and now < start:
             continue
@@ -206,7 +222,7 @@ def warm_up() -> None:
     clear_gsp(one, one, one, one, np.ones(1, np.uint64), 0, 0, 1, out)
     rows = np.zeros((1, ROW_COLS), i64)
     rows[0, :4] = [0, 1, 1, 1]
-    campaigns = np.array([[1, 0, 0, 1]], i64)
+    campaigns = np.array([[1, 0, 0, 1, GATE_OPEN]], i64)
     params = np.zeros(PARAMS_LEN, i64)
     params[P_SLOTS] = 1
     params[P_EXCLUDE_PRODUCT] = -1

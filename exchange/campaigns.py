@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 import msgspec
 import redis.asyncio as aioredis
 
-from exchange import keys
+from exchange import clock, keys
 from exchange.catalog import Sku
 from exchange.errors import BadRequest, NotFound
 from exchange.money import MoneyError, format_micros, parse_micros
@@ -59,6 +59,9 @@ class FrequencyCap(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class Schedule(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
     start: datetime | None = None
     end: datetime | None = None
+    # IANA zone of the campaign's budget day (midnight to midnight there); default: the
+    # retailer's zone (setting ``timezone``).
+    time_zone: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
 
 
 class CampaignIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -120,6 +123,7 @@ class CampaignRecord(msgspec.Struct, kw_only=True, gc=False):
     suppress_purchased_days: int = 7
     start_ms: int = 0
     end_ms: int = 0
+    time_zone: str = ""  # "" = the retailer's zone
     created_ms: int = 0
     updated_ms: int = 0
     version: int = 1
@@ -222,6 +226,12 @@ def build_record(
     end_ms = _ms(body.schedule.end if body.schedule else None, "schedule.end")
     if start_ms and end_ms and end_ms <= start_ms:
         raise BadRequest("schedule ends before it starts", field="schedule.end")
+    time_zone = (body.schedule.time_zone if body.schedule else None) or ""
+    if time_zone:
+        try:
+            clock.zone(time_zone)
+        except ValueError as exc:
+            raise BadRequest(str(exc), field="schedule.time_zone") from exc
     t = body.targeting
     return CampaignRecord(
         id=campaign_id,
@@ -242,6 +252,7 @@ def build_record(
         suppress_purchased_days=body.suppress_purchased_days,
         start_ms=start_ms,
         end_ms=end_ms,
+        time_zone=time_zone,
         created_ms=created_ms,
         updated_ms=int(time.time() * 1000),
         version=version,
@@ -275,7 +286,8 @@ def to_input(record: CampaignRecord) -> CampaignIn:
         ),
         frequency_cap=record.frequency_cap,
         suppress_purchased_days=record.suppress_purchased_days,
-        schedule=Schedule(start=start, end=end) if (start or end) else None,
+        schedule=(Schedule(start=start, end=end, time_zone=record.time_zone or None)
+                  if (start or end or record.time_zone) else None),
     )
 
 

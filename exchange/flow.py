@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 
@@ -46,6 +47,22 @@ _EMPTY = np.zeros(0, dtype=np.int64)
 _NO_BITS = (0,) * BIT_WORDS
 
 
+class Pacing(Protocol):
+    """What the hot path tells pacing (``pacing.pacer.Pacer``): memory only."""
+
+    def served(self, campaign_id: int, price_micros: int) -> None: ...
+
+    def count_auction(self) -> None: ...
+
+
+class NoPacing:
+    def served(self, campaign_id: int, price_micros: int) -> None:
+        pass
+
+    def count_auction(self) -> None:
+        pass
+
+
 def _check_page(page: Page) -> None:
     """What each page type needs to be served: a 400 naming the field, for everyone."""
     if page.type == "search" and (not page.query or not page.query.strip()):
@@ -70,6 +87,7 @@ class AdServer:
         givt: TrafficCheck | None = None,
         limiter: RateCheck | None = None,
         complements: dict[str, tuple[str, ...]] | None = None,
+        pacer: Pacing | None = None,
     ) -> None:
         self._index = index
         self._placements = placements
@@ -87,6 +105,7 @@ class AdServer:
         self._givt: TrafficCheck = givt or PassAll()
         self._limiter: RateCheck = limiter or PassAll()
         self._complements = complements or {}
+        self._pacer: Pacing = pacer or NoPacing()
         self._page_cands: dict[int, tuple[np.ndarray, int]] = {}  # product id -> page rows
         self._cards: dict[int, ProductCard] = {}
         self._cards_version = -1
@@ -180,6 +199,7 @@ class AdServer:
             cand = index.category_candidates(page.category or "")
         n_slots = min(req.slots or placement.slots, placement.slots, self._max_slots)
         n = 0
+        self._pacer.count_auction()
         if len(cand):
             params[P_NOW_MS] = time.time_ns() // 1_000_000
             params[P_RESERVE] = self._floor[placement.id]
@@ -248,6 +268,7 @@ class AdServer:
         if req.shopper is not None:
             shopper = req.shopper.loyalty_id or req.shopper.id or ""
         sign = self._signer.sign
+        served = self._pacer.served
         wins: list[WinEvent] = []
         # One conversion for all winners: (row, price, campaign slot, product, campaign id).
         winners = self._out[:n].tolist()
@@ -258,6 +279,7 @@ class AdServer:
             imp_id = new_imp_id()
             token = sign(AdToken(imp_id, campaign_id, pid, price, slot, placement_no,
                                  KIND_SPONSORED_PRODUCT, now_s, expires))
+            served(campaign_id, price)
             sku = products[pid].sku
             ads.append(Ad(
                 slot=slot,

@@ -2,7 +2,7 @@
 
 Rows are (campaign, product) bid lines in one int64 array laid out for the fused
 kernel (``auction.selection``): campaign slot, product id, bid, base quality. Campaigns
-are a second int64 array (live flag, schedule, public id). Retrieval is by posting
+are a second int64 array (live flag, schedule, public id, pacing gate). Retrieval is by posting
 lists: match token -> rows, category path -> rows, cached as numpy arrays.
 
 Changes are patches, not rebuilds: a changed campaign kills its old rows (campaign
@@ -21,10 +21,13 @@ import numpy as np
 
 from auction.selection import (
     BIT_WORDS,
+    CAMP_COLS,
     CAMP_END_MS,
+    CAMP_GATE,
     CAMP_ID,
     CAMP_LIVE,
     CAMP_START_MS,
+    GATE_OPEN,
     ROW_BID,
     ROW_BITS0,
     ROW_CAMPAIGN,
@@ -81,7 +84,7 @@ class Index:
         self.rows = np.zeros((row_capacity, ROW_COLS), dtype=np.int64)
         self.n_rows = 0
         self.dead_rows = 0
-        self.campaigns = np.zeros((campaign_capacity, 4), dtype=np.int64)
+        self.campaigns = np.zeros((campaign_capacity, CAMP_COLS), dtype=np.int64)
         self.n_campaigns = 0
         self.scratch = np.zeros(row_capacity, dtype=np.int32)
         self.products: dict[int, ProductRecord] = {}
@@ -98,9 +101,6 @@ class Index:
         self._query_cache: dict[str, Retrieval] = {}
         self._common: dict[str, int] = {}       # token -> bit (0..127)
         self._blocks: dict[str, np.ndarray] = {}
-        self.exhausted_day: dict[int, str] = {}   # campaign id -> business day spent out
-        self.exhausted_total: set[int] = set()
-        self.today = ""
         self.version = 0
 
     # ---- building -------------------------------------------------------------------
@@ -110,17 +110,10 @@ class Index:
         cls,
         products: Iterable[ProductRecord],
         campaigns: Sequence[CampaignRecord],
-        *,
-        today: str,
-        exhausted_day: Iterable[int] = (),
-        exhausted_total: Iterable[int] = (),
     ) -> Index:
         n_bids = sum(len(c.bids) for c in campaigns)
         index = cls(row_capacity=max(1024, n_bids + n_bids // 4),
                     campaign_capacity=max(256, len(campaigns) + 64))
-        index.today = today
-        index.exhausted_day = {cid: today for cid in exhausted_day}
-        index.exhausted_total = set(exhausted_total)
         index.upsert_products(products)
         index._choose_common(campaigns)
         for record in campaigns:
@@ -155,10 +148,11 @@ class Index:
             return slot
         slot = self.n_campaigns
         if slot >= self.campaigns.shape[0]:
-            grown = np.zeros((self.campaigns.shape[0] * 2, 4), dtype=np.int64)
+            grown = np.zeros((self.campaigns.shape[0] * 2, CAMP_COLS), dtype=np.int64)
             grown[:slot] = self.campaigns[:slot]
             self.campaigns = grown
         self.n_campaigns += 1
+        self.campaigns[slot, CAMP_GATE] = GATE_OPEN  # until pacing says otherwise
         self.campaign_slot[campaign_id] = slot
         self.campaign_records.append(None)
         self.campaign_public_ids.append(public_id(campaign_id))
@@ -245,42 +239,16 @@ class Index:
             postings = table[key] = _Postings()
         return postings
 
-    def _is_live(self, record: CampaignRecord) -> int:
-        return int(
-            record.status == "active"
-            and record.kind == "sponsored_product"
-            and record.id not in self.exhausted_total
-            and self.exhausted_day.get(record.id) != self.today
-        )
+    @staticmethod
+    def _is_live(record: CampaignRecord) -> int:
+        """Live by status and kind. Budgets and pacing act through the gate column."""
+        return int(record.status == "active" and record.kind == "sponsored_product")
 
-    def set_budget(self, campaign_id: int, *, spent_today: bool, spent_total: bool) -> None:
-        """Whether the campaign's daily / lifetime budget is spent (from the ledger)."""
-        if spent_total:
-            self.exhausted_total.add(campaign_id)
-        else:
-            self.exhausted_total.discard(campaign_id)
-        if spent_today:
-            self.exhausted_day[campaign_id] = self.today
-        else:
-            self.exhausted_day.pop(campaign_id, None)
-        self._refresh(campaign_id)
-
-    def roll_day(self, today: str) -> None:
-        """A new business day: daily budgets are available again."""
-        if today == self.today:
-            return
-        self.today = today
-        self.exhausted_day = {c: d for c, d in self.exhausted_day.items() if d == today}
-        for cid in self.campaign_slot:
-            self._refresh(cid)
-
-    def _refresh(self, campaign_id: int) -> None:
+    def set_gate(self, campaign_id: int, gate: int) -> None:
+        """The campaign's pacing gate (``CAMP_GATE``): 0 closed .. ``GATE_OPEN``."""
         slot = self.campaign_slot.get(campaign_id)
-        if slot is not None and (record := self.campaign_records[slot]) is not None:
-            live = self._is_live(record)
-            if self.campaigns[slot, CAMP_LIVE] != live:
-                self.campaigns[slot, CAMP_LIVE] = live
-                self._changed()  # common-token blocks hold live rows only
+        if slot is not None:
+            self.campaigns[slot, CAMP_GATE] = gate
 
     def _changed(self) -> None:
         self.version += 1

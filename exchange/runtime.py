@@ -1,8 +1,9 @@
 """One worker's running service: the parts, wired, started and stopped in order.
 
 Start: Redis client -> numba warm-up -> note the change-feed position -> load the index
-snapshot -> tail the feed -> start the event writer -> ready. Stop: stop taking changes
--> drain the event queue into Redis -> close. The app's lifespan drives this.
+snapshot -> take budget leases -> tail the feed -> start the event writer -> ready.
+Stop: stop taking changes -> return budget leases -> drain the event queue into Redis
+-> close. The app's lifespan drives this.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import gc
 import logging
 import time
+from collections.abc import Iterable
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -19,7 +21,7 @@ from starlette.requests import Request
 
 from auction.selection import warm_up
 from exchange import campaigns, catalog, changes, keys
-from exchange.clock import business_day
+from exchange.clock import business_day, campaign_zone
 from exchange.complements import load_complements
 from exchange.events import EventLog
 from exchange.flow import AdServer
@@ -31,6 +33,7 @@ from fraud.givt import GivtFilter
 from fraud.ratelimit import RateLimiter
 from fraud.signature import TokenSigner
 from pacing.ledger import Ledger
+from pacing.pacer import PacedCampaign, Pacer, PacerConfig
 
 log = logging.getLogger("endcap.runtime")
 REDIS_POOL_SIZE = 64
@@ -59,6 +62,10 @@ class Runtime:
         )
         self.ledger = Ledger(self.client, events_key=keys.EVENTS,
                              events_maxlen=settings.event_stream_maxlen)
+        self.pacer = Pacer(self.client, self, retailer_zone=settings.zone, config=PacerConfig(
+            report_ms=settings.pacing_report_ms, interval_ms=settings.pacing_interval_ms,
+            lease_ttl_ms=settings.pacing_lease_ttl_ms,
+            window_ms=settings.pacing_in_flight_s * 1000))
         self.givt = GivtFilter.from_config(settings.resolve(settings.givt_file))
         # A sync keeps the (single-threaded) Redis busy ~8 µs per source: cap it so a burst
         # of distinct sources never stalls other clients for more than ~40 ms.
@@ -67,7 +74,7 @@ class Runtime:
             index=lambda: self.index, placements=placements, signer=self.signer,
             events=self.events, stats=self.metrics.ads,
             min_increment_micros=settings.min_increment_micros, max_slots=settings.max_slots,
-            givt=self.givt, limiter=self.limiter,
+            givt=self.givt, limiter=self.limiter, pacer=self.pacer,
             complements=load_complements(settings.resolve(settings.complements_file)),
         )
         self.tracker = Tracker(
@@ -76,10 +83,9 @@ class Runtime:
             zone=settings.zone, placement_ids=list(placements),
             fallback_url=settings.fallback_landing_url,
             min_click_delay_ms=settings.min_click_delay_ms, givt=self.givt,
-            limiter=self.limiter,
+            limiter=self.limiter, pacer=self.pacer,
         )
         self.feed: changes.ChangeFeed | None = None
-        self._clock: asyncio.Task[None] | None = None
         self._rates: asyncio.Task[None] | None = None
         self._stopping = False
         self._reload_lock = asyncio.Lock()
@@ -104,10 +110,10 @@ class Runtime:
         self.givt.warm_up()
         position = await changes.position(self.client)
         await self.reload()
+        await self.pacer.start()
         self.feed = changes.ChangeFeed(self.client, self.on_change, position)
         self.feed.start()
         self.events.start()
-        self._clock = asyncio.create_task(self._tick(), name="business-clock")
         self._stopping = False
         self._rates = asyncio.create_task(self._share_rates(), name="rate-limit-sync")
         self.ready = True
@@ -126,10 +132,10 @@ class Runtime:
                 self._rates.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._rates
-        if self._clock is not None:
-            self._clock.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._clock
+        try:
+            await self.pacer.stop()
+        except (RedisError, OSError) as exc:
+            log.warning("pacing stop incomplete (leases expire on their own): %s", exc)
         try:
             await self.events.close()
         finally:
@@ -141,13 +147,11 @@ class Runtime:
             t0 = time.perf_counter()
             products = await catalog.load_all(self.client)
             records = await campaigns.load_all(self.client)
-            today = self.today()
-            spend = await self.ledger.spend([r.id for r in records], today)
-            out_today, out_total = _exhausted(records, spend)
-            self.index = await asyncio.to_thread(
-                Index.build, products, records, today=today,
-                exhausted_day=out_today, exhausted_total=out_total,
-            )
+            index = await asyncio.to_thread(Index.build, products, records)
+            self.pacer.set_campaigns(self._paced(records))
+            for cid in index.campaign_slot:
+                index.set_gate(cid, self.pacer.gate(cid))
+            self.index = index
             log.info("index built in %.2fs: %s", time.perf_counter() - t0, self.index.stats())
             _settle_gc()
 
@@ -155,29 +159,33 @@ class Runtime:
         index = self.index
         if kind == "campaign":
             records = await campaigns.load_many(self.client, ids)
-            await self._apply_budgets(index, records)
             for record in records:
                 index.upsert_campaign(record)
+            self.pacer.set_campaigns(self._paced(
+                r for r in index.campaign_records if r is not None))
+            for record in records:
+                index.set_gate(record.id, self.pacer.gate(record.id))
         elif kind == "product":
             raw = await self.client.hmget(keys.PRODUCTS, [str(i) for i in ids])
             index.upsert_products(catalog.decode_record(v) for v in raw if v)
         elif kind == "budget":
-            await self._apply_budgets(index, [
-                r for i in ids if (s := index.campaign_slot.get(i)) is not None
-                and (r := index.campaign_records[s]) is not None])
+            for cid in ids:  # a worker's bill found the budget spent: close the gate here too
+                self.pacer.exhausted(cid)
         elif kind == "reload":
             await self.reload()
         if self.index.needs_compaction:
             await self.reload()
 
-    async def _apply_budgets(self, index: Index, records: list[campaigns.CampaignRecord]
-                             ) -> None:
-        """Mark each campaign spent out today / in total, or not, as the ledger says."""
-        spend = await self.ledger.spend([r.id for r in records], index.today)
-        out_today, out_total = _exhausted(records, spend)
-        for r in records:
-            index.set_budget(r.id, spent_today=r.id in out_today,
-                             spent_total=r.id in out_total)
+    def set_gate(self, campaign_id: int, gate: int) -> None:
+        """Pacing's ``GateSink``: open or close a campaign in the current index."""
+        self.index.set_gate(campaign_id, gate)
+
+    def _paced(self, records: Iterable[campaigns.CampaignRecord]) -> list[PacedCampaign]:
+        zone = self.settings.zone
+        return [PacedCampaign(r.id, r.daily_budget_micros, r.total_budget_micros, r.pacing,
+                              campaign_zone(r.time_zone, zone),
+                              max((b.bid_micros for b in r.bids), default=0))
+                for r in records if r.status == "active"]
 
     async def _share_rates(self) -> None:
         """Send this worker's rate-limit counts to Redis and learn every worker's blocks."""
@@ -191,13 +199,6 @@ class Runtime:
                 continue
             if result.dropped_sources:
                 log.warning("rate-limit sync dropped %d small sources", result.dropped_sources)
-
-    async def _tick(self) -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            today = self.today()
-            if today != self.index.today:
-                self.index.roll_day(today)
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -217,16 +218,3 @@ def _settle_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
-
-
-def _exhausted(records: list[campaigns.CampaignRecord], spend: dict[int, tuple[int, int]]
-               ) -> tuple[set[int], set[int]]:
-    today: set[int] = set()
-    total: set[int] = set()
-    for r in records:
-        spent_today, spent_total = spend.get(r.id, (0, 0))
-        if r.total_budget_micros and spent_total >= r.total_budget_micros:
-            total.add(r.id)
-        elif r.daily_budget_micros and spent_today >= r.daily_budget_micros:
-            today.add(r.id)
-    return today, total

@@ -71,6 +71,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     rate_limit_sync_ms: Annotated[int, msgspec.Meta(ge=20, le=5_000)] = 200
     # Peers whose X-Forwarded-For is believed (uvicorn's forwarded_allow_ips).
     trusted_proxies: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.1", "::1"])
+    # Pacing (docs/pacing.md)
+    pacing_interval_ms: Annotated[int, msgspec.Meta(ge=100, le=60_000)] = 2_000
+    pacing_report_ms: Annotated[int, msgspec.Meta(ge=50, le=10_000)] = 1_000
+    pacing_lease_ttl_ms: Annotated[int, msgspec.Meta(ge=500, le=300_000)] = 10_000
+    pacing_in_flight_s: Annotated[int, msgspec.Meta(ge=1, le=86_400)] = 600
 
     @property
     def min_increment_micros(self) -> int:

@@ -12,14 +12,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from auction.selection import CAMP_LIVE
+from auction.selection import CAMP_GATE
 from exchange import changes
-from exchange.clock import business_day
+from exchange.clock import business_day, campaign_zone
 from exchange.events import Event, EventLog, encoder
 from exchange.index import Index
 from exchange.metrics import Metrics
@@ -38,6 +39,10 @@ SEQUENCE_REASONS = {
 }
 
 
+class BudgetWatch(Protocol):
+    def exhausted(self, campaign_id: int) -> None: ...
+
+
 class Tracker:
     def __init__(
         self,
@@ -54,6 +59,7 @@ class Tracker:
         givt: TrafficCheck | None = None,
         limiter: RateCheck | None = None,
         min_click_delay_ms: int = 0,
+        pacer: BudgetWatch | None = None,
     ) -> None:
         self._client = client
         self._ledger = ledger
@@ -67,6 +73,15 @@ class Tracker:
         self._givt: TrafficCheck = givt or PassAll()
         self._limiter: RateCheck = limiter or PassAll()
         self._min_click_delay_ms = min_click_delay_ms
+        self._pacer = pacer
+
+    def _day(self, campaign_id: int, now_ms: int) -> str:
+        """The campaign's budget day: midnight to midnight in its own zone."""
+        index = self._index()
+        slot = index.campaign_slot.get(campaign_id)
+        record = index.campaign_records[slot] if slot is not None else None
+        zone = campaign_zone(record.time_zone, self._zone) if record else self._zone
+        return business_day(zone, now_ms)
 
     def _verify(self, kind: str, text: str, now_s: int) -> AdToken | None:
         try:
@@ -94,7 +109,7 @@ class Tracker:
         self._invalid(kind, reason, f"{token.imp_id.hex()}:{kind[0]}:x:{new_imp_id().hex()}",
                       token)
         await self._ledger.count_invalid(token.campaign_id, reason,
-                                         business_day(self._zone, now_ms))
+                                         self._day(token.campaign_id, now_ms))
 
     def _rate(self, kind: str, ua: str | None, ip: str | None) -> str:
         """SIVT limits of the beacon's source: its address and its device (address + UA).
@@ -166,7 +181,7 @@ class Tracker:
             price_micros=price,
             daily_budget_micros=daily,
             total_budget_micros=total,
-            day=business_day(self._zone, now_ms),
+            day=self._day(token.campaign_id, now_ms),
             dedupe_ttl_s=max(60, token.expires_s - now_ms // 1000 + DEDUPE_MARGIN_S),
             event=encoder.encode(event),
             # A click is only valid after its impression, and not bot-fast after it.
@@ -183,6 +198,9 @@ class Tracker:
         self._metrics.beacons.labels(kind, "recorded").inc()
         if result.charged_micros:
             self._metrics.spend.labels("cpc").inc(result.charged_micros)
-        if result.exhausted and slot is not None and index.campaigns[slot, CAMP_LIVE]:
+        if result.exhausted and slot is not None and index.campaigns[slot, CAMP_GATE]:
+            # Close the gate here now, and on every other worker through the feed.
+            if self._pacer is not None:
+                self._pacer.exhausted(token.campaign_id)
             await changes.publish(self._client, "budget", [token.campaign_id])
         return token

@@ -102,7 +102,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     data = demo.generate(demo.DemoSizes())
-    index = Index.build(data.products, data.campaigns, today="20260101")
+    index = Index.build(data.products, data.campaigns)
     print(f"demo index built in {time.perf_counter() - t0:.1f}s", flush=True)
     work = bodies(index, args.bodies)
     bare = server(index, PassAll(), PassAll())

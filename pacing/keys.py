@@ -40,3 +40,27 @@ def charged_field(kind: str, day: str) -> str:
 
 
 TOTAL_FIELD = "total"
+
+
+def lease_key(campaign_id: int) -> str:
+    """Hash of a campaign's budget leases and in-flight commitments (``lease.lua``):
+    ``w:<worker>`` a worker's allowance, ``f:<minute>`` cost committed that minute and not
+    yet billed, ``x:<YYYYMMDD>`` cost committed that day. TTL ``LEASE_HASH_TTL_S``."""
+    return f"{PREFIX}{{c{campaign_id}}}:lease"
+
+
+LEASE_HASH_TTL_S = 2 * 86_400
+
+# Shared pacing state, one key each (read by every worker every few seconds).
+THROTTLE = f"{PREFIX}throttle"  # hash: campaign id -> throttle in 1/65536
+CONTROL = f"{PREFIX}control"  # hash: campaign id -> controller state (msgpack)
+LEADER = f"{PREFIX}leader"  # string: the worker running the controller; PX lease
+
+
+def traffic_key(day: str) -> str:
+    """Hash of one retailer day's auction counts by hour (``"0".."23"``), TTL 10 days:
+    what ``traffic_shaped`` pacing learns its curve from."""
+    return f"{PREFIX}traffic:{day}"
+
+
+TRAFFIC_TTL_S = 10 * 86_400

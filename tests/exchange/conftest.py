@@ -10,6 +10,7 @@ import httpx
 import pytest
 import redis
 
+from auction.selection import CAMP_GATE, CAMP_LIVE
 from exchange.app import Exchange
 from exchange.settings import Settings, load_settings
 
@@ -53,6 +54,14 @@ async def wait_for(predicate: Callable[[], Any], timeout: float = 2.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met within the propagation window")
         await asyncio.sleep(0.01)
+
+
+def serving(app: Exchange) -> int:
+    """Campaigns the auction would enter now: live, and their pacing gate open (a new
+    campaign's first budget lease takes one pacing tick to arrive)."""
+    index = app.runtime.index
+    camps = index.campaigns[: index.n_campaigns]
+    return int(((camps[:, CAMP_LIVE] == 1) & (camps[:, CAMP_GATE] > 0)).sum())
 
 
 PRODUCTS = [

@@ -13,6 +13,7 @@ from tests.exchange.conftest import (
     campaign_body,
     new_advertiser,
     seed_catalog,
+    serving,
     wait_for,
 )
 
@@ -28,7 +29,7 @@ async def _two_bidders(client: httpx.AsyncClient, app: Exchange) -> tuple[str, s
         products=[{"sku": "OAT-2", "bid": "0.60"}], targeting={"keywords": []}))
     ids = ra.json()["id"], rb.json()["id"]
     app.state_keys = (a, b)  # type: ignore[attr-defined]
-    await wait_for(lambda: app.runtime.index.n_campaigns == 2)
+    await wait_for(lambda: serving(app) == 2)
     return ids
 
 
@@ -113,7 +114,7 @@ async def test_bid_change_reaches_the_auction(client: httpx.AsyncClient,
     await client.post("/v1/campaigns", headers=other, json=campaign_body(
         products=[{"sku": "OAT-3", "bid": "0.90"}]))
     rt = exchange_app.runtime
-    await wait_for(lambda: rt.index.n_campaigns == 2)
+    await wait_for(lambda: serving(exchange_app) == 2)
     first = (await client.post("/v1/ads", json=_search("oat milk"))).json()["ads"]
     assert first[0]["sku"] == "OAT-3"
     r = await client.patch(f"/v1/campaigns/{cid}", headers=adv,
@@ -191,7 +192,7 @@ async def test_product_page_prefers_its_own_category_over_complements(
     await client.put("/v1/catalog/products", headers=OP, json=[{
         "sku": "COF-2", "title": "Illy Ground Coffee Classico 250g", "brand": "Illy",
         "category": "Beverages > Coffee > Ground Coffee", "price": "5.99"}])
-    await wait_for(lambda: exchange_app.runtime.index.n_campaigns == 3
+    await wait_for(lambda: serving(exchange_app) == 3
                    and "COF-2" in exchange_app.runtime.index.sku_to_pid)
     page = {"placement": "product_carousel", "page": {"type": "product", "sku": "COF-2"}}
     ads = (await client.post("/v1/ads", json=page)).json()["ads"]

@@ -37,7 +37,7 @@ CAMPAIGNS = [
         bids=[campaigns.BidRecord(p.sku, p.pid, 500_000 * i)],
     ) for i, p in enumerate(PRODUCTS, start=1)
 ]
-INDEX = Index.build(PRODUCTS, CAMPAIGNS, today="20260101")
+INDEX = Index.build(PRODUCTS, CAMPAIGNS)
 # The client never connects: EventLog only queues here.
 EVENTS = EventLog(aioredis.Redis(), stream="x", maxlen=1000, flush_ms=10, queue_max=10)
 SERVER = AdServer(

@@ -13,6 +13,7 @@ from tests.exchange.conftest import (
     campaign_body,
     new_advertiser,
     seed_catalog,
+    serving,
     wait_for,
 )
 
@@ -27,7 +28,7 @@ async def _bidder(client: httpx.AsyncClient, app: Exchange) -> str:
     await seed_catalog(client)
     adv = await new_advertiser(client)
     cid = (await client.post("/v1/campaigns", headers=adv, json=campaign_body())).json()["id"]
-    await wait_for(lambda: app.runtime.index.n_campaigns == 1)
+    await wait_for(lambda: serving(app) == 1)
     return str(cid)
 
 

@@ -10,11 +10,18 @@ import time
 import httpx
 import redis
 
+from auction.selection import CAMP_GATE
 from exchange import keys
 from exchange.app import Exchange
 from exchange.events import Event, decode_entry, decoder
 from fraud.signature import TokenSigner
-from tests.exchange.conftest import campaign_body, new_advertiser, seed_catalog, wait_for
+from tests.exchange.conftest import (
+    campaign_body,
+    new_advertiser,
+    seed_catalog,
+    serving,
+    wait_for,
+)
 
 HOST = "http://shop.test"
 NO_LIMIT = 0
@@ -46,7 +53,7 @@ async def _two_bidders(client: httpx.AsyncClient, app: Exchange, *, daily: str =
     rb = await client.post("/v1/campaigns", headers=b, json=campaign_body(
         products=[{"sku": "OAT-2", "bid": "0.60"}]))
     assert ra.status_code == 201 and rb.status_code == 201, (ra.text, rb.text)
-    await wait_for(lambda: app.runtime.index.n_campaigns == 2)
+    await wait_for(lambda: serving(app) == 2)
     return ra.json()["id"], rb.json()["id"], a
 
 
@@ -162,7 +169,7 @@ async def test_click_on_product_without_landing_url_goes_to_fallback(
     adv = await new_advertiser(client, "Alpro")
     cid = (await client.post("/v1/campaigns", headers=adv, json=campaign_body(
         products=[{"sku": "OAT-3", "bid": "0.50"}]))).json()["id"]
-    await wait_for(lambda: exchange_app.runtime.index.n_campaigns == 1)
+    await wait_for(lambda: serving(exchange_app) == 1)
     ad = await _first_ad(client, cid)
     await _seen(client, ad)
     r = await client.get(_path(str(ad["click_url"])))
@@ -238,13 +245,13 @@ async def test_budget_exhaustion_caps_and_stops_serving(client: httpx.AsyncClien
     assert r1.status_code == 302
     assert await _spend(exchange_app, a) == (610_000, 610_000)
     slot = rt.index.campaign_slot[_cid(a)]
-    assert rt.index.campaigns[slot, 0] == 1
+    assert rt.index.campaigns[slot, CAMP_GATE] > 0
     r2 = await client.get(_path(str(second["click_url"])))
     assert r2.status_code == 302 and r2.headers["location"] == "https://shop.test/p/OAT-1"
     assert await _spend(exchange_app, a) == (1_000_000, 1_000_000)
     charged = sorted(int(f[b"c"]) for f in _billed(redis_sync, "click"))
     assert charged == [390_000, 610_000]  # the second click is capped at the remainder
-    await wait_for(lambda: rt.index.campaigns[slot, 0] == 0, timeout=1.0)
+    await wait_for(lambda: rt.index.campaigns[slot, CAMP_GATE] == 0, timeout=1.0)
     ads = (await client.post("/v1/ads", json=_search())).json()["ads"]
     assert [ad["campaign_id"] for ad in ads] == [b]
     shown = (await client.get(f"/v1/campaigns/{a}", headers=owner)).json()

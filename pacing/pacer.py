@@ -1,0 +1,333 @@
+"""Pacing in a running worker: budget leases, the shared controller, the traffic curve.
+
+Every worker runs one ``Pacer``. The hot path only touches memory: ``served`` books an
+ad's expected cost against the local allowance and ``count_auction`` counts traffic.
+Background work, off the request path:
+
+- every ``tick_ms``: top up allowances running low (one pipelined round trip);
+- every ``report_ms``: report every allowance's commitments (so the controller and the
+  other workers see them) and retry empty ones (a new day, a raised budget);
+- every ``interval_ms``: the worker holding the leader lock (``pc:leader``) runs the
+  controller for every campaign and writes the throttles to ``pc:throttle``; every worker
+  then reads them. The controller's state lives in ``pc:control``, so any worker can take
+  over when the leader dies. Traffic counts go to ``pc:traffic:<day>`` by hour.
+
+What the auction sees of all this is one number per campaign, its *gate* (0..GATE_OPEN):
+0 while the local allowance is empty, else the throttle in 1/65536. The exchange writes
+it into the kernel's campaign table through ``GateSink``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from pacing.allowance import Allowances, Budget
+from pacing.controller import ControllerConfig, PacerState, update
+from pacing.curves import (
+    CampaignDay,
+    Mode,
+    TrafficCurve,
+    campaign_day,
+    retailer_hour,
+    target_fraction,
+)
+from pacing.keys import (
+    CONTROL,
+    LEADER,
+    THROTTLE,
+    TRAFFIC_TTL_S,
+    day_field,
+    lease_key,
+    spend_key,
+    traffic_key,
+)
+from pacing.leases import LeaseBook
+
+__all__ = ["GATE_OPEN", "GateSink", "PacedCampaign", "Pacer", "PacerConfig"]
+
+log = logging.getLogger("endcap.pacing")
+GATE_OPEN = 65_536
+_CURVE_REFRESH_MS = 600_000
+
+
+class GateSink(Protocol):
+    def set_gate(self, campaign_id: int, gate: int) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PacedCampaign:
+    campaign_id: int
+    daily_micros: int
+    total_micros: int
+    mode: Mode
+    zone: ZoneInfo
+    max_bid_micros: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PacerConfig:
+    tick_ms: int = 100
+    report_ms: int = 1_000
+    interval_ms: int = 2_000
+    lease_ttl_ms: int = 10_000
+    window_ms: int = 600_000  # committed cost stays in flight this long (clicks to come)
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
+
+
+class Pacer:
+    def __init__(self, client: aioredis.Redis, sink: GateSink, *, retailer_zone: ZoneInfo,
+                 config: PacerConfig | None = None, worker: str | None = None) -> None:
+        self.config = config or PacerConfig()
+        self.worker = worker or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self._client = client
+        self._sink = sink
+        self._zone = retailer_zone
+        self.book = LeaseBook(client, self.worker, lease_ttl_ms=self.config.lease_ttl_ms,
+                              window_ms=self.config.window_ms)
+        self.allowances = Allowances()
+        self.campaigns: dict[int, PacedCampaign] = {}
+        self.throttles: dict[int, int] = {}  # campaign id -> throttle in 1/65536
+        self.states: dict[int, PacerState] = {}  # as last written by a leader
+        self.curve = TrafficCurve.default()
+        self._curve_at = 0
+        self._days: dict[str, CampaignDay] = {}
+        self._auctions = 0
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self.is_leader = False
+
+    # -- the hot path -------------------------------------------------------------------
+
+    def served(self, campaign_id: int, price_micros: int) -> None:
+        """An ad of the campaign was served at this cost-per-click."""
+        if not self.allowances.commit(campaign_id, price_micros):
+            self._sink.set_gate(campaign_id, 0)
+
+    def count_auction(self) -> None:
+        self._auctions += 1
+
+    # -- campaigns and gates -------------------------------------------------------------
+
+    def set_campaigns(self, campaigns: Iterable[PacedCampaign]) -> None:
+        self.campaigns = {c.campaign_id: c for c in campaigns}
+        self.allowances.set_budgets(
+            Budget(c.campaign_id, c.daily_micros, c.total_micros, c.max_bid_micros)
+            for c in self.campaigns.values())
+
+    def gate(self, campaign_id: int) -> int:
+        if not self.allowances.can_serve(campaign_id):
+            return 0
+        return self.throttles.get(campaign_id, GATE_OPEN)
+
+    def exhausted(self, campaign_id: int) -> None:
+        """The ledger refused more: close the gate here at once."""
+        self.allowances.exhausted(campaign_id)
+        self._sink.set_gate(campaign_id, 0)
+
+    def day_of(self, campaign: PacedCampaign, now_ms: int) -> CampaignDay:
+        key = campaign.zone.key
+        day = self._days.get(key)
+        if day is None or not day.start_ms <= now_ms < day.end_ms:
+            day = self._days[key] = campaign_day(campaign.zone, now_ms)
+        return day
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Take the first allowances and throttles before the worker says it is ready."""
+        self._stopping = False
+        await self.renew(everything=True)
+        await self.read_throttles()
+        self._task = asyncio.create_task(self._run(), name="pacer")
+
+    async def stop(self) -> None:
+        """Report every commitment and give every allowance back."""
+        self._stopping = True
+        if self._task is not None:
+            await self._task
+            self._task = None
+        now = time.time_ns() // 1_000_000
+        requests = self.allowances.release_all(self._days_now(now))
+        try:
+            replies = await self.book.renew(requests, now)
+        except (RedisError, OSError) as exc:
+            log.warning("leases not returned (they expire in %d ms): %s",
+                        self.config.lease_ttl_ms, exc)
+            return
+        self.allowances.apply(requests, replies)
+        if self.is_leader:
+            await self._client.delete(LEADER)
+
+    async def _run(self) -> None:
+        cfg = self.config
+        last_report = last_interval = time.monotonic()
+        while not self._stopping:
+            await asyncio.sleep(cfg.tick_ms / 1000)
+            now = time.monotonic()
+            try:
+                everything = (now - last_report) * 1000 >= cfg.report_ms
+                if everything:
+                    last_report = now
+                await self.renew(everything=everything)
+                if (now - last_interval) * 1000 >= cfg.interval_ms:
+                    last_interval = now
+                    await self.control()
+            except (RedisError, OSError) as exc:
+                log.warning("pacing round failed (allowances kept): %s", exc)
+
+    # -- the rounds (public so tests and the simulator can drive them) -------------------
+
+    async def renew(self, *, everything: bool = False) -> int:
+        now = time.time_ns() // 1_000_000
+        requests = self.allowances.requests(self._days_now(now), everything=everything)
+        if not requests:
+            return 0
+        try:
+            replies = await self.book.renew(requests, now)
+        except BaseException:
+            self.allowances.failed(requests)
+            raise
+        self.allowances.apply(requests, replies)
+        for r in requests:
+            self._sink.set_gate(r.campaign_id, self.gate(r.campaign_id))
+        return len(requests)
+
+    async def control(self) -> None:
+        """One controller round: count traffic, lead if we can, read the throttles."""
+        now = time.time_ns() // 1_000_000
+        if self._auctions:
+            hour = str(int(retailer_hour(self._zone, now)))
+            key = traffic_key(campaign_day(self._zone, now).day)
+            count, self._auctions = self._auctions, 0
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.hincrby(key, hour, count)
+                pipe.expire(key, TRAFFIC_TTL_S)
+                await pipe.execute()
+        lock_ms = self.config.interval_ms * 3
+        if await self._client.set(LEADER, self.worker, nx=True, px=lock_ms):
+            self.is_leader = True
+        else:
+            holder = await self._client.get(LEADER)
+            self.is_leader = holder is not None and _text(holder) == self.worker
+            if self.is_leader:
+                await self._client.pexpire(LEADER, lock_ms)
+        if self.is_leader:
+            await self.lead(now)
+        await self.read_throttles()
+
+    async def read_throttles(self) -> None:
+        raw = await self._client.hgetall(THROTTLE)
+        throttles = {int(k): int(v) for k, v in raw.items()}
+        changed = [cid for cid in self.campaigns
+                   if throttles.get(cid, GATE_OPEN) != self.throttles.get(cid, GATE_OPEN)]
+        self.throttles = throttles
+        for cid in changed:
+            self._sink.set_gate(cid, self.gate(cid))
+
+    async def lead(self, now_ms: int) -> None:
+        """Run the controller for every paced campaign and publish the throttles."""
+        if now_ms - self._curve_at >= _CURVE_REFRESH_MS:
+            await self._learn_curve(now_ms)
+        campaigns = [c for c in self.campaigns.values() if c.daily_micros > 0]
+        if not campaigns:
+            return
+        days = [self.day_of(c, now_ms) for c in campaigns]
+        async with self._client.pipeline(transaction=False) as pipe:
+            for c, day in zip(campaigns, days, strict=True):
+                pipe.hget(spend_key(c.campaign_id), day_field(day.day))
+                pipe.hgetall(lease_key(c.campaign_id))
+            pipe.hmget(CONTROL, [str(c.campaign_id) for c in campaigns])
+            replies = await pipe.execute()
+        saved = replies[-1]
+        horizon_ms = int(self.config.controller.horizon_s * 1000)
+        hour_now = retailer_hour(self._zone, now_ms)
+        hour_ahead = retailer_hour(self._zone, now_ms + horizon_ms)
+        targets: dict[tuple[str, str, int], tuple[float, float]] = {}
+        throttles: dict[str, int] = {}
+        states: dict[str, bytes] = {}
+        for i, (c, day) in enumerate(zip(campaigns, days, strict=True)):
+            spent = int(replies[2 * i] or 0)
+            in_flight = in_flight_of(replies[2 * i + 1], now_ms, self.config.window_ms)
+            state = _decode_state(saved[i]) if saved[i] else PacerState()
+            key = (c.mode, c.zone.key, day.start_ms)
+            if key not in targets:
+                targets[key] = (
+                    target_fraction(c.mode, self.curve, day, now_ms, self._zone),
+                    target_fraction(c.mode, self.curve, day, now_ms + horizon_ms, self._zone))
+            target_now, target_ahead = targets[key]
+            density = 1.0 if c.mode == "even" else self.curve.density(hour_now)
+            density_ahead = 1.0 if c.mode == "even" else self.curve.density(hour_ahead)
+            if c.mode == "asap":
+                target_now = target_ahead = 1.0
+            state = update(state, self.config.controller, budget=c.daily_micros,
+                           projected=spent + in_flight, target_now=target_now,
+                           target_ahead=target_ahead, density_now=density,
+                           density_ahead=density_ahead, now_ms=now_ms, day=day.day)
+            self.states[c.campaign_id] = state
+            throttles[str(c.campaign_id)] = round(state.throttle * GATE_OPEN)
+            states[str(c.campaign_id)] = _encode_state(state)
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.hset(THROTTLE, mapping=throttles)  # type: ignore[arg-type]
+            pipe.hset(CONTROL, mapping=states)  # type: ignore[arg-type]
+            await pipe.execute()
+
+    async def _learn_curve(self, now_ms: int) -> None:
+        days = [campaign_day(self._zone, now_ms - d * 86_400_000).day for d in range(1, 8)]
+        async with self._client.pipeline(transaction=False) as pipe:
+            for day in days:
+                pipe.hgetall(traffic_key(day))
+            replies = await pipe.execute()
+        counts = [[float(r.get(str(h).encode(), r.get(str(h), 0)) or 0) for h in range(24)]
+                  for r in replies]
+        self.curve = TrafficCurve.learn(counts)
+        self._curve_at = now_ms
+
+    def _days_now(self, now_ms: int) -> dict[int, str]:
+        return {cid: self.day_of(c, now_ms).day for cid, c in self.campaigns.items()}
+
+
+def in_flight_of(lease_hash: dict[bytes | str, bytes | str], now_ms: int, window_ms: int
+                 ) -> int:
+    """Committed, not yet billed micros in a lease hash (its live ``f:<minute>`` fields)."""
+    oldest = (now_ms - window_ms) // 60_000
+    total = 0
+    for name, value in lease_hash.items():
+        text = _text(name)
+        if text.startswith("f:") and int(text[2:]) > oldest:
+            total += int(value)
+    return total
+
+
+_state_encoder = msgspec.msgpack.Encoder()
+
+
+def _encode_state(state: PacerState) -> bytes:
+    return _state_encoder.encode((state.throttle, state.demand, state.integral,
+                                  state.projected, state.at_ms, state.day))
+
+
+def _decode_state(raw: bytes | str) -> PacerState:
+    try:
+        t, d, i, p, at, day = msgspec.msgpack.decode(raw if isinstance(raw, bytes)
+                                                     else raw.encode())
+        return PacerState(throttle=float(t), demand=float(d), integral=float(i),
+                          projected=int(p), at_ms=int(at), day=str(day))
+    except (msgspec.DecodeError, ValueError, TypeError):
+        return PacerState()  # an unreadable state starts over rather than stops pacing
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
