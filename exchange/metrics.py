@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import (
@@ -19,6 +20,8 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+
+from pacing.pacer import PacingRow
 
 LATENCY_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
@@ -95,13 +98,60 @@ class _AdStatsCollector(Collector):
             yield GaugeMetricFamily(f"endcap_{name}", name.replace("_", " "), value=value)
 
 
+class PacingSource(Protocol):
+    """What the pacing collector reads (``pacing.pacer.Pacer``)."""
+
+    renewals: int
+    is_leader: bool
+
+    def snapshot(self) -> list[PacingRow]: ...
+
+
+class _PacingCollector(Collector):
+    """Per-campaign pacing as this worker sees it, built at scrape time."""
+
+    def __init__(self, source: PacingSource) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator[Metric]:
+        rows = self._source.snapshot()
+        label = ["campaign"]
+        throttle = GaugeMetricFamily("endcap_pacing_throttle",
+                                     "Share of eligible auctions the campaign enters", labels=label)
+        spent = GaugeMetricFamily("endcap_pacing_spent_today_micros",
+                                  "Billed spend today, micro-units", labels=label)
+        flight = GaugeMetricFamily("endcap_pacing_in_flight_micros",
+                                   "Expected cost of served ads not billed yet", labels=label)
+        budget = GaugeMetricFamily("endcap_pacing_daily_budget_micros", "Daily budget",
+                                   labels=label)
+        closed = 0
+        for r in rows:
+            name = [f"cmp_{r.campaign_id}"]
+            throttle.add_metric(name, r.throttle)
+            spent.add_metric(name, r.spent_today)
+            flight.add_metric(name, r.in_flight)
+            budget.add_metric(name, r.daily_micros)
+            closed += not r.gate_open
+        yield from (throttle, spent, flight, budget)
+        yield GaugeMetricFamily("endcap_pacing_gates_closed",
+                                "Campaigns this worker cannot serve now (allowance or throttle)",
+                                value=closed)
+        yield CounterMetricFamily("endcap_pacing_lease_calls", "Budget lease calls to Redis",
+                                  value=self._source.renewals)
+        yield GaugeMetricFamily("endcap_pacing_leader", "1 if this worker runs the controller",
+                                value=int(self._source.is_leader))
+
+
 class Metrics:
     """All metrics of one worker, in their own registry."""
 
-    def __init__(self, gauges: Callable[[], dict[str, float]] = dict) -> None:
+    def __init__(self, gauges: Callable[[], dict[str, float]] = dict,
+                 pacing: PacingSource | None = None) -> None:
         self.registry = CollectorRegistry()
         self.ads = AdStats()
         self.registry.register(_AdStatsCollector(self.ads, gauges))
+        if pacing is not None:
+            self.registry.register(_PacingCollector(pacing))
         self.http_requests = Counter(
             "endcap_http_requests", "API requests by route and status",
             ["route", "status"], registry=self.registry,

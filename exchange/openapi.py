@@ -11,6 +11,7 @@ from exchange.adrequest import AdRequest, AdResponse
 from exchange.advertisers import AdvertiserCreated, AdvertiserIn
 from exchange.campaigns import CampaignIn, CampaignOut, CampaignPatch
 from exchange.catalog import ProductIn, ProductPage
+from exchange.pacingview import PacingOut
 from exchange.reports import CampaignReport
 
 
@@ -48,7 +49,7 @@ ERROR_CODES = [
 ]
 _TYPES: list[Any] = [AdRequest, AdResponse, list[ProductIn], ProductPage, AdvertiserIn,
                      AdvertiserCreated, CampaignIn, CampaignPatch, CampaignOut, CampaignList,
-                     list[Placement], Upserted, CampaignReport, Error]
+                     list[Placement], Upserted, CampaignReport, Error, PacingOut]
 
 
 def _ref(name: str) -> dict[str, Any]:
@@ -78,7 +79,7 @@ def document() -> dict[str, Any]:
     (schemas_of, components) = msgspec.json.schema_components(_TYPES,
                                                              ref_template="#/components/schemas/{name}")
     ad_req, ad_resp, products_in, page, adv_in, adv_out, c_in, c_patch, c_out, c_list, \
-        placements, upserted, report, _ = schemas_of
+        placements, upserted, report, _, pacing = schemas_of
     campaign_id = [{"name": "campaign_id", "in": "path", "required": True,
                     "schema": {"type": "string", "example": "cmp_1"}}]
     token = [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}]
@@ -111,6 +112,10 @@ def document() -> dict[str, Any]:
             "patch": {**_op("Partial update, validated whole", 200, c_patch, c_out,
                             "advertiser"), "parameters": campaign_id},
         },
+        "/v1/campaigns/{campaign_id}/pacing": {"get": {
+            **_op("Pacing now: spend against the target curve, throttle, projected "
+                  "exhaustion", 200, None, pacing, "advertiser"),
+            "parameters": campaign_id}},
         "/v1/reports/campaigns/{campaign_id}": {"get": {
             **_op("Daily report: impressions, clicks, spend, CTR, CPC, invalid traffic removed",
                   200, None, report, "advertiser"),

@@ -51,7 +51,6 @@ class Runtime:
             redis_url, max_connections=REDIS_POOL_SIZE, timeout=5, health_check_interval=30))
         self.index = Index()
         self.ready = False
-        self.metrics = Metrics(gauges=self._gauges)
         self.signer = TokenSigner(
             settings.signing_keys, settings.signing_key_id, settings.token_ttl_s,
             retired={k: int(at.timestamp()) for k, at in settings.retired_signing_keys.items()},
@@ -66,6 +65,7 @@ class Runtime:
             report_ms=settings.pacing_report_ms, interval_ms=settings.pacing_interval_ms,
             lease_ttl_ms=settings.pacing_lease_ttl_ms,
             window_ms=settings.pacing_in_flight_s * 1000))
+        self.metrics = Metrics(gauges=self._gauges, pacing=self.pacer)
         self.givt = GivtFilter.from_config(settings.resolve(settings.givt_file))
         # A sync keeps the (single-threaded) Redis busy ~8 µs per source: cap it so a burst
         # of distinct sources never stalls other clients for more than ~40 ms.
@@ -181,11 +181,13 @@ class Runtime:
         self.index.set_gate(campaign_id, gate)
 
     def _paced(self, records: Iterable[campaigns.CampaignRecord]) -> list[PacedCampaign]:
-        zone = self.settings.zone
-        return [PacedCampaign(r.id, r.daily_budget_micros, r.total_budget_micros, r.pacing,
-                              campaign_zone(r.time_zone, zone),
-                              max((b.bid_micros for b in r.bids), default=0))
-                for r in records if r.status == "active"]
+        return [self.paced(r) for r in records if r.status == "active"]
+
+    def paced(self, r: campaigns.CampaignRecord) -> PacedCampaign:
+        """What pacing needs to know of a campaign."""
+        return PacedCampaign(r.id, r.daily_budget_micros, r.total_budget_micros, r.pacing,
+                             campaign_zone(r.time_zone, self.settings.zone),
+                             max((b.bid_micros for b in r.bids), default=0))
 
     async def _share_rates(self) -> None:
         """Send this worker's rate-limit counts to Redis and learn every worker's blocks."""

@@ -56,7 +56,8 @@ from pacing.keys import (
 )
 from pacing.leases import LeaseBook
 
-__all__ = ["GATE_OPEN", "GateSink", "PacedCampaign", "Pacer", "PacerConfig"]
+__all__ = ["GATE_OPEN", "GateSink", "PacedCampaign", "Pacer", "PacerConfig", "PacingRow",
+           "PacingStatus"]
 
 log = logging.getLogger("endcap.pacing")
 GATE_OPEN = 65_536
@@ -75,6 +76,39 @@ class PacedCampaign:
     mode: Mode
     zone: ZoneInfo
     max_bid_micros: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PacingRow:
+    """One campaign's pacing as this worker last saw it (for metrics)."""
+
+    campaign_id: int
+    throttle: float
+    gate_open: bool
+    daily_micros: int
+    spent_today: int
+    in_flight: int
+    held: int
+
+
+@dataclass(frozen=True, slots=True)
+class PacingStatus:
+    """One campaign's pacing, read from Redis (for the advertiser API)."""
+
+    day: str
+    day_start_ms: int
+    day_end_ms: int
+    mode: Mode
+    daily_micros: int
+    total_micros: int
+    spent_today: int
+    spent_total: int
+    in_flight: int  # committed: ads served whose clicks may still come
+    leased: int  # allowances workers hold right now
+    remaining_today: int  # daily budget - spent - in flight (0 when no daily limit)
+    target_now: int  # where the pacing curve says spend should be by now
+    throttle: float
+    projected_exhaustion_ms: int | None  # at the current rate; None: not today
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +142,7 @@ class Pacer:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self.is_leader = False
+        self.renewals = 0  # lease calls made (a counter for metrics)
 
     # -- the hot path -------------------------------------------------------------------
 
@@ -201,6 +236,7 @@ class Pacer:
             self.allowances.failed(requests)
             raise
         self.allowances.apply(requests, replies)
+        self.renewals += len(requests)
         for r in requests:
             self._sink.set_gate(r.campaign_id, self.gate(r.campaign_id))
         return len(requests)
@@ -294,6 +330,56 @@ class Pacer:
                   for r in replies]
         self.curve = TrafficCurve.learn(counts)
         self._curve_at = now_ms
+
+    def snapshot(self) -> list[PacingRow]:
+        rows = []
+        for cid, c in self.campaigns.items():
+            lease = self.allowances.leases.get(cid)
+            last = lease.last if lease is not None else None
+            rows.append(PacingRow(
+                cid, self.throttles.get(cid, GATE_OPEN) / GATE_OPEN, self.gate(cid) > 0,
+                c.daily_micros, last.spent_today if last else 0, last.in_flight if last else 0,
+                int(lease.held) if lease is not None else 0))
+        return rows
+
+    async def status(self, campaign: PacedCampaign, now_ms: int) -> PacingStatus:
+        """The campaign's pacing now, from the shared state (any worker answers alike)."""
+        day = campaign_day(campaign.zone, now_ms)
+        cid = campaign.campaign_id
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.hmget(spend_key(cid), [day_field(day.day), "total"])
+            pipe.hgetall(lease_key(cid))
+            pipe.hget(THROTTLE, str(cid))
+            pipe.hget(CONTROL, str(cid))
+            (today, total), leases, throttle_raw, state_raw = await pipe.execute()
+        spent_today, spent_total = int(today or 0), int(total or 0)
+        in_flight = in_flight_of(leases, now_ms, self.config.window_ms)
+        leased = sum(int(_text(v).split(" ")[0]) for k, v in leases.items()
+                     if _text(k).startswith("w:") and _text(v).endswith(" " + day.day)
+                     and int(_text(v).split(" ")[1]) >= now_ms)
+        daily = campaign.daily_micros
+        remaining = max(0, daily - spent_today - in_flight) if daily else 0
+        if campaign.total_micros:
+            left_total = max(0, campaign.total_micros - spent_total - in_flight)
+            remaining = min(remaining, left_total) if daily else left_total
+        target = target_fraction(campaign.mode, self.curve, day, now_ms, self._zone)
+        throttle = (int(throttle_raw) / GATE_OPEN) if throttle_raw is not None else 1.0
+        state = _decode_state(state_raw) if state_raw else PacerState()
+        exhaustion: int | None = None
+        if (daily or campaign.total_micros) and remaining <= 0:
+            exhaustion = now_ms
+        elif state.demand > 0 and state.day == day.day:
+            density = 1.0 if campaign.mode == "even" else self.curve.density(
+                retailer_hour(self._zone, now_ms))
+            rate = state.demand * throttle * density  # micros per second, now
+            if rate > 0 and (at := now_ms + int(remaining / rate * 1000)) < day.end_ms:
+                exhaustion = at
+        return PacingStatus(
+            day=day.day, day_start_ms=day.start_ms, day_end_ms=day.end_ms, mode=campaign.mode,
+            daily_micros=daily, total_micros=campaign.total_micros, spent_today=spent_today,
+            spent_total=spent_total, in_flight=in_flight, leased=leased,
+            remaining_today=remaining, target_now=int(target * daily), throttle=throttle,
+            projected_exhaustion_ms=exhaustion)
 
     def _days_now(self, now_ms: int) -> dict[int, str]:
         return {cid: self.day_of(c, now_ms).day for cid, c in self.campaigns.items()}

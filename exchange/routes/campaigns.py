@@ -9,9 +9,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from exchange import campaigns, changes, keys
+from exchange import campaigns, changes, keys, pacingview
 from exchange.auth import require_advertiser
 from exchange.campaigns import CampaignIn, CampaignPatch, CampaignRecord
+from exchange.clock import business_day, campaign_zone
 from exchange.errors import NotFound
 from exchange.responses import json_response, read_json
 from exchange.runtime import Runtime, runtime_of
@@ -38,7 +39,14 @@ async def _store(rt: Runtime, record: CampaignRecord, *, new: bool) -> None:
 
 
 async def _out(rt: Runtime, records: list[CampaignRecord]) -> list[campaigns.CampaignOut]:
-    spend = await rt.ledger.spend([r.id for r in records], rt.today())
+    """Each campaign with its spend today (its own day, in its own time zone)."""
+    by_day: dict[str, list[int]] = {}
+    for r in records:
+        day = business_day(campaign_zone(r.time_zone, rt.settings.zone))
+        by_day.setdefault(day, []).append(r.id)
+    spend: dict[int, tuple[int, int]] = {}
+    for day, ids in by_day.items():
+        spend.update(await rt.ledger.spend(ids, day))
     return [campaigns.to_out(r, *spend.get(r.id, (0, 0))) for r in records]
 
 
@@ -98,9 +106,20 @@ async def patch_campaign(request: Request) -> Response:
     return json_response(out)
 
 
+async def get_pacing(request: Request) -> Response:
+    """Where the campaign's spend is against its pacing curve, now."""
+    rt = runtime_of(request)
+    advertiser_id = await require_advertiser(request, rt.client, rt.settings.operator_key)
+    record = await campaigns.load_owned(rt.client, _campaign_id(request), advertiser_id)
+    status = await rt.pacer.status(rt.paced(record), time.time_ns() // 1_000_000)
+    return json_response(pacingview.to_out(
+        record, record.time_zone or rt.settings.timezone, status))
+
+
 routes = [
     Route("/v1/campaigns", create_campaign, methods=["POST"]),
     Route("/v1/campaigns", list_campaigns, methods=["GET"]),
     Route("/v1/campaigns/{campaign_id}", get_campaign, methods=["GET"]),
     Route("/v1/campaigns/{campaign_id}", patch_campaign, methods=["PATCH"]),
+    Route("/v1/campaigns/{campaign_id}/pacing", get_pacing, methods=["GET"]),
 ]
