@@ -46,6 +46,7 @@ class Lease:
     remaining: int = 0  # budget left after spend, in-flight and all leases (last reply)
     pending: bool = False  # a renewal is on its way
     reported: float = 0.0  # what the pending renewal reported (restored if it fails)
+    pace: float = 0.0  # recent commitments per renewal (EMA): a busy campaign leases more
     last: LeaseReply | None = None
 
 
@@ -56,6 +57,7 @@ class Allowances:
     slice_share: float = 0.02  # top up to this share of what is left of the budget
     min_slice_share: float = 0.002  # ... but at least this share of the budget
     min_slice_serves: float = 8.0  # ... and this many serves' expected cost at the max bid
+    max_share: float = 0.1  # a busy campaign's allowance stays within this share of the rest
     low_water: float = 0.3  # renew early when below this share of the last grant
     leases: dict[int, Lease] = field(default_factory=dict)
     _due: set[int] = field(default_factory=set)
@@ -122,6 +124,7 @@ class Allowances:
             lease.consumed -= consumed
             lease.reported = consumed
             lease.pending = True
+            lease.pace = 0.5 * lease.pace + 0.5 * consumed
             out.append(LeaseRequest(
                 campaign_id=cid, consumed=consumed, want=self._want(lease),
                 daily_budget=lease.budget.daily_micros, total_budget=lease.budget.total_micros,
@@ -170,12 +173,16 @@ class Allowances:
 
     def _want(self, lease: Lease) -> int:
         """Top up to a share of what is left (all workers together then hold a few
-        per cent of it), never less than a minimum slice so renewals stay rare."""
+        per cent of it), never less than a minimum slice so renewals stay rare; a busy
+        campaign gets up to three renewals' worth of its recent pace, within
+        ``max_share`` of what is left."""
         budget = lease.budget
         cap = min(x for x in (budget.daily_micros, budget.total_micros) if x > 0)
         left = lease.remaining + max(lease.held, 0.0) if lease.last is not None else cap
         serves = self.min_slice_serves * budget.max_bid_micros * lease.ctr
-        return max(1, int(max(left * self.slice_share, cap * self.min_slice_share, serves)))
+        busy = min(3 * lease.pace, left * self.max_share)
+        return max(1, int(max(left * self.slice_share, cap * self.min_slice_share, serves,
+                              busy)))
 
     def _ctr(self, impressions: int, clicks: int) -> float:
         """Upper ~97.5% bound of the click-through rate, prior-smoothed."""
