@@ -44,8 +44,8 @@ TOTAL_FIELD = "total"
 
 def lease_key(campaign_id: int) -> str:
     """Hash of a campaign's budget leases and in-flight commitments (``lease.lua``):
-    ``w:<worker>`` a worker's allowance, ``f:<minute>`` cost committed that minute and not
-    yet billed, ``x:<YYYYMMDD>`` cost committed that day. TTL ``LEASE_HASH_TTL_S``."""
+    ``w:<worker>`` a worker's allowance, ``f:<n>`` cost committed in that 10-second span and
+    not yet billed, ``x:<YYYYMMDD>`` cost committed that day. TTL ``LEASE_HASH_TTL_S``."""
     return f"{PREFIX}{{c{campaign_id}}}:lease"
 
 

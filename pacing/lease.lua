@@ -17,11 +17,11 @@
 --
 -- Lease hash fields:
 --   w:<worker>  "<amount> <expires_ms> <day>"  the worker's unconsumed allowance
---   f:<minute>  micros committed in that epoch minute, still in flight
+--   f:<n>       micros committed in the n-th 10-second span since the epoch, in flight
 --   x:<day>     micros committed that day (for pacing visibility)
 --
--- The invariant, checked at every grant: spent + in_flight + leases <= budget, for the
--- daily and the lifetime budget alike. A lease of a dead worker expires into in-flight
+-- The invariant, restored at every call: spent + in_flight + leases <= budget, for the
+-- daily and the lifetime budget alike (the caller's lease shrinks if it must). A lease of a dead worker expires into in-flight
 -- (presumed committed), so a SIGKILL can delay the budget, never overspend it.
 --
 -- Returns {held, spent_today, spent_total, in_flight, others, committed_today,
@@ -43,11 +43,10 @@ end
 
 local mine = 'w:' .. ARGV[1]
 local day = ARGV[6]
-local minute = math.floor(now / 60000)
-local oldest = math.floor((now - window) / 60000)
-local bucket = 'f:' .. string.format('%d', minute)
+local BUCKET_MS = 10000  -- in-flight is kept in 10-second buckets (pacing/pacer.py agrees)
+local oldest = math.floor((now - window) / BUCKET_MS)
+local bucket = 'f:' .. string.format('%d', math.floor(now / BUCKET_MS))
 
-local held = 0
 local others = 0
 local in_flight = 0
 local expired = 0
@@ -61,7 +60,7 @@ for i = 1, #fields, 2 do
     amount = tonumber(amount) or 0
     expires = tonumber(expires) or 0
     if name == mine then
-      if lday == day then held = amount end
+      -- replaced below: the worker reports what it used of it and says what it wants
     elseif expires < now then
       expired = expired + amount  -- a lost worker's lease: presume it was all committed
       redis.call('HDEL', KEYS[1], name)
@@ -72,7 +71,7 @@ for i = 1, #fields, 2 do
     end
   elseif kind == 'f:' then
     local m = tonumber(string.sub(name, 3))
-    if m and m > oldest then
+    if m and m >= oldest then  -- the bucket still overlaps the window
       in_flight = in_flight + (tonumber(value) or 0)
     else
       redis.call('HDEL', KEYS[1], name)
@@ -90,21 +89,18 @@ end
 if consumed > 0 then
   redis.call('HINCRBY', KEYS[1], 'x:' .. day, string.format('%d', consumed))
 end
-held = math.max(held - consumed, 0)
 
 local spent = redis.call('HMGET', KEYS[2], 'd:' .. day, 'total',
   'n:impression:' .. day, 'n:click:' .. day)
 local today = tonumber(spent[1]) or 0
 local lifetime = tonumber(spent[2]) or 0
 
-if want < held then
-  held = want  -- give back what is not wanted
-elseif want > held then
-  local room = want - held
-  if daily > 0 then room = math.min(room, daily - today - in_flight - others - held) end
-  if total > 0 then room = math.min(room, total - lifetime - in_flight - others - held) end
-  if room > 0 then held = held + room end
-end
+-- The worker holds what it wants, within what the budget has room for beside
+-- everything else: a lease shrinks (even to 0) when spend overtook the plan.
+local room = want
+if daily > 0 then room = math.min(room, daily - today - in_flight - others) end
+if total > 0 then room = math.min(room, total - lifetime - in_flight - others) end
+local held = math.max(0, room)
 
 if held > 0 then
   redis.call('HSET', KEYS[1], mine,

@@ -61,6 +61,7 @@ __all__ = ["GATE_OPEN", "GateSink", "PacedCampaign", "Pacer", "PacerConfig", "Pa
 
 log = logging.getLogger("endcap.pacing")
 GATE_OPEN = 65_536
+IN_FLIGHT_BUCKET_MS = 10_000  # lease.lua's BUCKET_MS
 _CURVE_REFRESH_MS = 600_000
 
 
@@ -387,12 +388,12 @@ class Pacer:
 
 def in_flight_of(lease_hash: dict[bytes | str, bytes | str], now_ms: int, window_ms: int
                  ) -> int:
-    """Committed, not yet billed micros in a lease hash (its live ``f:<minute>`` fields)."""
-    oldest = (now_ms - window_ms) // 60_000
+    """Committed, not yet billed micros in a lease hash (its live ``f:<n>`` fields)."""
+    oldest = (now_ms - window_ms) // IN_FLIGHT_BUCKET_MS
     total = 0
     for name, value in lease_hash.items():
         text = _text(name)
-        if text.startswith("f:") and int(text[2:]) > oldest:
+        if text.startswith("f:") and int(text[2:]) >= oldest:
             total += int(value)
     return total
 
