@@ -99,6 +99,35 @@ def cmd_demo_data(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    """Check that every campaign's ledger spend equals the sum of its billed events."""
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    from exchange import keys
+    from exchange.clock import business_day
+    from pacing.ledger import Ledger
+
+    day = args.day or business_day(settings.zone)
+
+    async def run(url: str) -> int:
+        client = aioredis.Redis.from_url(url)
+        try:
+            ledger = Ledger(client, events_key=keys.EVENTS,
+                            events_maxlen=settings.event_stream_maxlen)
+            mismatches = await ledger.reconcile(day)
+        finally:
+            await client.aclose()
+        for m in mismatches:
+            print(f"cmp_{m.campaign_id}: ledger {m.ledger_micros} != events {m.events_micros}")
+        print(f"reconcile {day}: {len(mismatches)} mismatch(es)")
+        return 1 if mismatches else 0
+
+    with redis_for(settings) as url:
+        return asyncio.run(run(url))
+
+
 def _demo_args(p: argparse.ArgumentParser) -> None:
     from exchange.demo import DemoSizes
 
@@ -125,6 +154,8 @@ def parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo-data", help="load seeded demo data")
     demo.add_argument("--if-empty", action="store_true", help="only into an empty store")
     _demo_args(demo)
+    rec = sub.add_parser("reconcile", help="check ledger spend against the billed events")
+    rec.add_argument("--day", help="YYYYMMDD (default: today in the retailer's zone)")
     return p
 
 
@@ -138,4 +169,6 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level)
     if args.command == "serve":
         return cmd_serve(settings, args)
+    if args.command == "reconcile":
+        return cmd_reconcile(settings, args)
     return cmd_demo_data(settings, args)

@@ -184,7 +184,6 @@ def test_two_workers_one_killed_never_overspend(redis_url: str, redis_sync: redi
         if fields.get(b"k") == b"click" and int(fields.get(b"cid", 0)) == cid:
             delivered += int(fields[b"p"])
     billed = counters[f"d:{day}"]
-    print(counters)
     print(f"budget {BUDGET} billed {billed} delivered {delivered} "
           f"over {delivered - BUDGET} bound {BOUND} clicks {len(load.clicked)}")
     assert billed <= BUDGET
@@ -193,3 +192,8 @@ def test_two_workers_one_killed_never_overspend(redis_url: str, redis_sync: redi
     # No lost spend: every answered click is in the ledger, and the ledger is the log.
     assert counters[f"n:click:{day}"] == len(set(load.clicked))
     assert billed == counters[f"charged:click:{day}"]
+    check = subprocess.run([sys.executable, "-m", "exchange", "reconcile", "--day", day],
+                           cwd=ROOT, env=dict(os.environ, REDIS_URL=redis_url),
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "0 mismatch(es)" in check.stdout
