@@ -50,6 +50,7 @@ class Lease:
     reported: float = 0.0  # what the pending renewal reported (restored if it fails)
     pace: float = 0.0  # recent commitments per renewal (EMA): a busy campaign leases more
     last: LeaseReply | None = None
+    reported_ms: int = 0  # when the last renewal was sent
 
 
 @dataclass
@@ -61,6 +62,8 @@ class Allowances:
     min_slice_serves: float = 8.0  # ... and this many serves' expected cost at the max bid
     calibration_min_share: float = 0.02  # committed and matured before calibrating
     max_share: float = 0.1  # a busy campaign's allowance stays within this share of the rest
+    retry_ms: int = 1_000  # an empty allowance asks again this often (a new day, more budget)
+    report_max_ms: int = 5_000  # commitments wait at most this long to be reported
     low_water: float = 0.3  # renew early when below this share of the last grant
     leases: dict[int, Lease] = field(default_factory=dict)
     _due: set[int] = field(default_factory=set)
@@ -105,15 +108,16 @@ class Allowances:
             lease.held = min(lease.held, 0.0)
             self._due.add(campaign_id)
 
-    def requests(self, day_of: dict[int, str], *, everything: bool = False
+    def requests(self, day_of: dict[int, str], *, everything: bool = False, now_ms: int = 0
                  ) -> list[LeaseRequest]:
-        """Renewals due now: low or empty allowances, and with ``everything`` (the periodic
-        report) every lease with something to report or nothing held. ``day_of``: each
-        campaign's current day."""
+        """Renewals due now: low or empty allowances and, with ``everything`` (the periodic
+        report), leases of another day, empty ones not retried for ``retry_ms``, and
+        those with commitments to report that are large (a quarter of the allowance) or
+        older than ``report_max_ms``. ``day_of``: each campaign's current day."""
         due = set(self._due)
         if everything:
-            due.update(cid for cid, lease in self.leases.items()
-                       if lease.consumed >= 1 or lease.held <= 0 or lease.day != day_of.get(cid))
+            due.update(cid for cid, lease in self.leases.items() if self._report_due(
+                lease, day_of.get(cid), now_ms))
         self._due.clear()
         out: list[LeaseRequest] = []
         for cid in due:
@@ -127,6 +131,7 @@ class Allowances:
             lease.consumed -= consumed
             lease.reported = consumed
             lease.pending = True
+            lease.reported_ms = now_ms
             lease.pace = 0.5 * lease.pace + 0.5 * consumed
             out.append(LeaseRequest(
                 campaign_id=cid, consumed=consumed, want=self._want(lease),
@@ -165,15 +170,24 @@ class Allowances:
                 lease.reported = 0.0
                 self._due.add(request.campaign_id)
 
-    def release_all(self, day_of: dict[int, str]) -> list[LeaseRequest]:
+    def release_all(self, day_of: dict[int, str], now_ms: int = 0) -> list[LeaseRequest]:
         """Requests that report everything and give every allowance back (shutdown)."""
         for lease in self.leases.values():
             lease.held = 0.0
             lease.granted = 0
         self._due.update(self.leases)
-        requests = self.requests(day_of)
+        requests = self.requests(day_of, now_ms=now_ms)
         return [LeaseRequest(r.campaign_id, r.consumed, 0, r.daily_budget, r.total_budget,
                              r.day) for r in requests]
+
+    def _report_due(self, lease: Lease, day: str | None, now_ms: int) -> bool:
+        if lease.day != day:
+            return True
+        age = now_ms - lease.reported_ms
+        if lease.held <= 0:
+            return age >= self.retry_ms
+        return lease.consumed >= 1 and (lease.consumed >= lease.granted * 0.25
+                                        or age >= self.report_max_ms)
 
     def _want(self, lease: Lease) -> int:
         """Top up to a share of what is left (all workers together then hold a few

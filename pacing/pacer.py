@@ -27,6 +27,7 @@ import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from importlib.resources import files
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -55,6 +56,8 @@ from pacing.keys import (
     traffic_key,
 )
 from pacing.leases import LeaseBook
+
+PROJECTED_LUA = files("pacing").joinpath("projected.lua").read_text()
 
 __all__ = ["GATE_OPEN", "GateSink", "PacedCampaign", "Pacer", "PacerConfig", "PacingRow",
            "PacingStatus"]
@@ -119,6 +122,7 @@ class PacerConfig:
     interval_ms: int = 2_000
     lease_ttl_ms: int = 10_000
     window_ms: int = 600_000  # committed cost stays in flight this long (clicks to come)
+    control_slices: int = 5  # the leader updates each campaign every this many rounds
     controller: ControllerConfig = field(default_factory=ControllerConfig)
 
 
@@ -132,6 +136,8 @@ class Pacer:
         self._zone = retailer_zone
         self.book = LeaseBook(client, self.worker, lease_ttl_ms=self.config.lease_ttl_ms,
                               window_ms=self.config.window_ms)
+        self._projected = client.register_script(PROJECTED_LUA)
+        self._cursor = 0
         self.allowances = Allowances()
         self.campaigns: dict[int, PacedCampaign] = {}
         self.throttles: dict[int, int] = {}  # campaign id -> throttle in 1/65536
@@ -196,7 +202,7 @@ class Pacer:
             await self._task
             self._task = None
         now = time.time_ns() // 1_000_000
-        requests = self.allowances.release_all(self._days_now(now))
+        requests = self.allowances.release_all(self._days_now(now), now)
         try:
             replies = await self.book.renew(requests, now)
         except (RedisError, OSError) as exc:
@@ -228,7 +234,8 @@ class Pacer:
 
     async def renew(self, *, everything: bool = False) -> int:
         now = time.time_ns() // 1_000_000
-        requests = self.allowances.requests(self._days_now(now), everything=everything)
+        requests = self.allowances.requests(self._days_now(now), everything=everything,
+                                            now_ms=now)
         if not requests:
             return 0
         try:
@@ -275,17 +282,23 @@ class Pacer:
             self._sink.set_gate(cid, self.gate(cid))
 
     async def lead(self, now_ms: int) -> None:
-        """Run the controller for every paced campaign and publish the throttles."""
+        """Run the controller for a share of the paced campaigns (every campaign once per
+        ``control_slices`` rounds) and publish their throttles."""
         if now_ms - self._curve_at >= _CURVE_REFRESH_MS:
             await self._learn_curve(now_ms)
-        campaigns = [c for c in self.campaigns.values() if c.daily_micros > 0]
-        if not campaigns:
+        paced = [c for c in self.campaigns.values() if c.daily_micros > 0]
+        if not paced:
             return
+        size = -(-len(paced) // self.config.control_slices)
+        start = self._cursor % len(paced)
+        campaigns = (paced + paced)[start:start + min(size, len(paced))]
+        self._cursor = start + len(campaigns)
         days = [self.day_of(c, now_ms) for c in campaigns]
         async with self._client.pipeline(transaction=False) as pipe:
             for c, day in zip(campaigns, days, strict=True):
-                pipe.hget(spend_key(c.campaign_id), day_field(day.day))
-                pipe.hgetall(lease_key(c.campaign_id))
+                await self._projected(
+                    keys=[spend_key(c.campaign_id), lease_key(c.campaign_id)],
+                    args=[day.day, now_ms, self.config.window_ms], client=pipe)
             pipe.hmget(CONTROL, [str(c.campaign_id) for c in campaigns])
             replies = await pipe.execute()
         saved = replies[-1]
@@ -296,8 +309,7 @@ class Pacer:
         throttles: dict[str, int] = {}
         states: dict[str, bytes] = {}
         for i, (c, day) in enumerate(zip(campaigns, days, strict=True)):
-            spent = int(replies[2 * i] or 0)
-            in_flight = in_flight_of(replies[2 * i + 1], now_ms, self.config.window_ms)
+            spent, in_flight = (int(v) for v in replies[i])
             state = _decode_state(saved[i]) if saved[i] else PacerState()
             key = (c.mode, c.zone.key, day.start_ms)
             if key not in targets:

@@ -63,7 +63,7 @@ async def test_no_interleaving_overspends(
 
     async def renew(i: int, everything: bool) -> None:
         book, allowances = workers[i]
-        requests = allowances.requests({CID: DAY}, everything=everything)
+        requests = allowances.requests({CID: DAY}, everything=everything, now_ms=now)
         allowances.apply(requests, await book.renew(requests, now))
 
     async def bill(event_id: str, price: int) -> None:

@@ -21,10 +21,11 @@ class Gates:
         self.gates[campaign_id] = gate
 
 
-def _pacer(client: aioredis.Redis, worker: str) -> tuple[Pacer, Gates]:
+def _pacer(client: aioredis.Redis, worker: str, slices: int = 1) -> tuple[Pacer, Gates]:
     gates = Gates()
     return Pacer(client, gates, retailer_zone=UTC, worker=worker,
-                 config=PacerConfig(interval_ms=100_000, report_ms=100_000)), gates
+                 config=PacerConfig(interval_ms=100_000, report_ms=100_000,
+                                    control_slices=slices)), gates
 
 
 def _campaign(cid: int = 5, daily: int = 10_000_000, mode: str = "even") -> PacedCampaign:
@@ -104,7 +105,8 @@ async def test_status_reports_spend_target_and_throttle(redis_async: aioredis.Re
     campaign = _campaign()
     pacer.set_campaigns([campaign])
     await pacer.renew()
-    pacer.served(5, 1_000_000)
+    for _ in range(3):  # a quarter of the allowance committed: reported at the next round
+        pacer.served(5, 1_000_000)
     await pacer.renew(everything=True)
     now = time.time_ns() // 1_000_000
     status = await pacer.status(campaign, now)
@@ -123,3 +125,17 @@ async def test_stop_returns_every_allowance(redis_async: aioredis.Redis) -> None
     lease = await redis_async.hgetall(lease_key(5))
     assert not [k for k in lease if k.startswith(b"w:")]
     assert sum(int(v) for k, v in lease.items() if k.startswith(b"f:")) > 0  # reported
+
+
+async def test_the_leader_covers_every_campaign_in_slices(redis_async: aioredis.Redis) -> None:
+    pacer, _ = _pacer(redis_async, "a", slices=3)
+    pacer.set_campaigns([_campaign(cid=i) for i in range(1, 8)])
+    now = time.time_ns() // 1_000_000
+    seen: list[set[int]] = []
+    for k in range(3):
+        before = set(pacer.states)
+        await pacer.lead(now + k)
+        seen.append(set(pacer.states) - before)
+    assert [len(s) for s in seen] == [3, 3, 1]
+    assert set().union(*seen) == set(range(1, 8))
+    assert len(await redis_async.hgetall(THROTTLE)) == 7
