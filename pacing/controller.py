@@ -5,8 +5,9 @@ auction it is eligible for. The controller is a PI controller on the campaign's
 cumulative spend error, with a feed-forward model of its demand:
 
 - *feed-forward*: ``demand`` estimates what the campaign would spend per second at
-  throttle 1 in an average-traffic hour (an EMA of observed spend rate divided by the
-  throttle and by the traffic density at the time). Dividing the wanted spend rate by
+  throttle 1 in an average-traffic hour: spend divided by *exposure* (seconds weighted by
+  the throttle and the traffic density at the time) over roughly the last
+  ``demand_tau_s`` seconds of exposure. Dividing the wanted spend rate by
   ``demand * density`` gives the throttle directly, so a campaign with 100x more demand
   than budget settles at 0.01 in one step rather than after many small corrections;
 - *proportional*: the wanted rate closes the gap to the target curve one ``horizon``
@@ -33,7 +34,7 @@ __all__ = ["ControllerConfig", "PacerState", "update"]
 @dataclass(frozen=True, slots=True)
 class ControllerConfig:
     horizon_s: float = 900.0  # close the gap to the curve over this long
-    demand_tau_s: float = 300.0  # time constant of the demand estimate
+    demand_tau_s: float = 120.0  # memory of the demand estimate, in seconds of exposure
     ki: float = 0.5  # integral gain (budget shares per horizon of accumulated error)
     integral_limit: float = 0.05  # |integral| cap, in budget shares
     max_rise: float = 2.0  # throttle may at most double per update (no sudden bursts)
@@ -80,10 +81,19 @@ def update(
         dt = (now_ms - state.at_ms) / 1000 if state.at_ms else 0.0
 
     demand = state.demand
-    if dt > 0 and state.throttle >= config.min_observable and density_now > 0:
-        observed = spent_delta / dt / (state.throttle * density_now)
-        alpha = dt / (dt + config.demand_tau_s)
-        demand = observed if demand <= 0 else (1 - alpha) * demand + alpha * observed
+    # Exposure: the interval in seconds at throttle 1 and average traffic. Each interval
+    # weighs by its exposure, so one click billed while the throttle and the night's
+    # traffic are low moves the estimate by ~ its price / demand_tau_s. Dividing it by
+    # that small exposure instead (an EMA of rates) could inflate the estimate a
+    # hundredfold, pin the throttle below min_observable, where the estimate is no longer
+    # updated, and starve the campaign for hours.
+    exposure = dt * state.throttle * density_now
+    if exposure > 0 and state.throttle >= config.min_observable:
+        if demand <= 0:
+            demand = spent_delta / exposure
+        else:
+            demand = (demand * config.demand_tau_s + spent_delta) / (
+                config.demand_tau_s + exposure)
 
     error = target_now - projected / budget  # > 0: behind the curve
     integral = state.integral

@@ -317,8 +317,9 @@ class Pacer:
                     target_fraction(c.mode, self.curve, day, now_ms, self._zone),
                     target_fraction(c.mode, self.curve, day, now_ms + horizon_ms, self._zone))
             target_now, target_ahead = targets[key]
-            density = 1.0 if c.mode == "even" else self.curve.density(hour_now)
-            density_ahead = 1.0 if c.mode == "even" else self.curve.density(hour_ahead)
+            # Demand follows the shoppers whatever the mode: normalise by traffic always.
+            density = self.curve.density(hour_now)
+            density_ahead = self.curve.density(hour_ahead)
             if c.mode == "asap":
                 target_now = target_ahead = 1.0
             state = update(state, self.config.controller, budget=c.daily_micros,
@@ -382,8 +383,7 @@ class Pacer:
         if (daily or campaign.total_micros) and remaining <= 0:
             exhaustion = now_ms
         elif state.demand > 0 and state.day == day.day:
-            density = 1.0 if campaign.mode == "even" else self.curve.density(
-                retailer_hour(self._zone, now_ms))
+            density = self.curve.density(retailer_hour(self._zone, now_ms))
             rate = state.demand * throttle * density  # micros per second, now
             if rate > 0 and (at := now_ms + int(remaining / rate * 1000)) < day.end_ms:
                 exhaustion = at
