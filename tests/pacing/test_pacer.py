@@ -78,11 +78,11 @@ async def test_one_leader_publishes_throttles_every_worker_reads(
     b, gates_b = _pacer(redis_async, "b")
     ahead = _campaign(cid=1)  # already spent most of its day: must slow down
     behind = _campaign(cid=2)  # spent nothing: full speed
+    day = time.strftime("%Y%m%d", time.gmtime())
+    await redis_async.hset(spend_key(1), f"d:{day}", 9_990_000)
     for p in (a, b):
         p.set_campaigns([ahead, behind])
         await p.renew()
-    day = time.strftime("%Y%m%d", time.gmtime())
-    await redis_async.hset(spend_key(1), f"d:{day}", 9_990_000)
     a.count_auction()
     await a.control()
     await b.control()
@@ -139,3 +139,17 @@ async def test_the_leader_covers_every_campaign_in_slices(redis_async: aioredis.
     assert [len(s) for s in seen] == [3, 3, 1]
     assert set().union(*seen) == set(range(1, 8))
     assert len(await redis_async.hgetall(THROTTLE)) == 7
+
+
+async def test_the_leader_reads_the_ledger_for_campaigns_without_a_fresh_lease_reply(
+        redis_async: aioredis.Redis) -> None:
+    pacer, _ = _pacer(redis_async, "a")
+    pacer.set_campaigns([_campaign(cid=1)])
+    await pacer.renew()  # a fresh reply: spent 0
+    day = time.strftime("%Y%m%d", time.gmtime())
+    await redis_async.hset(spend_key(1), f"d:{day}", 9_990_000)
+    now = time.time_ns() // 1_000_000
+    await pacer.lead(now)
+    assert pacer.states[1].projected == 0  # believed the fresh reply
+    await pacer.lead(now + pacer.config.fresh_ms + 1)
+    assert pacer.states[1].projected >= 9_990_000  # stale: read from Redis
