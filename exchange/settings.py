@@ -74,7 +74,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Pacing (docs/pacing.md)
     pacing_interval_ms: Annotated[int, msgspec.Meta(ge=100, le=60_000)] = 2_000
     pacing_report_ms: Annotated[int, msgspec.Meta(ge=50, le=10_000)] = 1_000
-    pacing_lease_ttl_ms: Annotated[int, msgspec.Meta(ge=500, le=300_000)] = 10_000
+    pacing_lease_ttl_ms: Annotated[int, msgspec.Meta(ge=500, le=600_000)] = 60_000
     pacing_in_flight_s: Annotated[int, msgspec.Meta(ge=1, le=86_400)] = 600
 
     @property

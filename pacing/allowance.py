@@ -63,7 +63,8 @@ class Allowances:
     calibration_min_share: float = 0.02  # committed and matured before calibrating
     max_share: float = 0.1  # a busy campaign's allowance stays within this share of the rest
     retry_ms: int = 1_000  # an empty allowance asks again this often (a new day, more budget)
-    report_max_ms: int = 5_000  # commitments wait at most this long to be reported
+    report_max_ms: int = 10_000  # commitments wait at most this long to be reported
+    keepalive_ms: int = 30_000  # a held lease is renewed at least this often (half its TTL)
     low_water: float = 0.3  # renew early when below this share of the last grant
     leases: dict[int, Lease] = field(default_factory=dict)
     _due: set[int] = field(default_factory=set)
@@ -111,9 +112,11 @@ class Allowances:
     def requests(self, day_of: dict[int, str], *, everything: bool = False, now_ms: int = 0
                  ) -> list[LeaseRequest]:
         """Renewals due now: low or empty allowances and, with ``everything`` (the periodic
-        report), leases of another day, empty ones not retried for ``retry_ms``, and
-        those with commitments to report that are large (a quarter of the allowance) or
-        older than ``report_max_ms``. ``day_of``: each campaign's current day."""
+        report), leases of another day, empty ones not retried for ``retry_ms``, held
+        ones not renewed for ``keepalive_ms``, and those with commitments unreported for
+        ``report_max_ms``. ``day_of``: each
+        campaign's current day. (Unreported commitments are safe: they are inside the
+        worker's lease, which Redis counts until it is reported or expires.)"""
         due = set(self._due)
         if everything:
             due.update(cid for cid, lease in self.leases.items() if self._report_due(
@@ -186,8 +189,9 @@ class Allowances:
         age = now_ms - lease.reported_ms
         if lease.held <= 0:
             return age >= self.retry_ms
-        return lease.consumed >= 1 and (lease.consumed >= lease.granted * 0.25
-                                        or age >= self.report_max_ms)
+        if age >= self.keepalive_ms:
+            return True  # renew before the lease's TTL runs out in Redis
+        return lease.consumed >= 1 and age >= self.report_max_ms
 
     def _want(self, lease: Lease) -> int:
         """Top up to a share of what is left (all workers together then hold a few

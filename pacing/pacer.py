@@ -121,10 +121,10 @@ class PacerConfig:
     tick_ms: int = 100
     report_ms: int = 1_000
     interval_ms: int = 2_000
-    lease_ttl_ms: int = 10_000
+    lease_ttl_ms: int = 60_000
     window_ms: int = 600_000  # committed cost stays in flight this long (clicks to come)
     control_slices: int = 5  # the leader updates each campaign every this many rounds
-    fresh_ms: int = 3_000  # a lease reply this recent stands in for a read of the ledger
+    fresh_ms: int = 12_000  # a lease reply this recent stands in for a read of the ledger
     controller: ControllerConfig = field(default_factory=ControllerConfig)
 
 
@@ -142,7 +142,9 @@ class Pacer:
         self._cursor = 0
         self._day_map: dict[int, str] | None = None
         self._day_map_until = 0
-        self.allowances = Allowances()
+        self.allowances = Allowances(
+            keepalive_ms=self.config.lease_ttl_ms // 2,
+            report_max_ms=min(10_000, self.config.lease_ttl_ms // 2))
         self.campaigns: dict[int, PacedCampaign] = {}
         self.throttles: dict[int, int] = {}  # campaign id -> throttle in 1/65536
         self.states: dict[int, PacerState] = {}  # as last written by a leader

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from zoneinfo import ZoneInfo
 
@@ -101,12 +102,15 @@ async def test_one_leader_publishes_throttles_every_worker_reads(
 
 
 async def test_status_reports_spend_target_and_throttle(redis_async: aioredis.Redis) -> None:
-    pacer, _ = _pacer(redis_async, "w1")
+    pacer = Pacer(redis_async, Gates(), retailer_zone=UTC, worker="w1",
+                  config=PacerConfig(lease_ttl_ms=400))  # reports after 200 ms
     campaign = _campaign()
     pacer.set_campaigns([campaign])
     await pacer.renew()
-    for _ in range(3):  # a quarter of the allowance committed: reported at the next round
-        pacer.served(5, 1_000_000)
+    pacer.served(5, 1_000_000)
+    await pacer.renew(everything=True)
+    assert pacer.allowances.leases[5].consumed > 0  # not reported yet: too recent
+    await asyncio.sleep(0.25)
     await pacer.renew(everything=True)
     now = time.time_ns() // 1_000_000
     status = await pacer.status(campaign, now)
@@ -153,3 +157,19 @@ async def test_the_leader_reads_the_ledger_for_campaigns_without_a_fresh_lease_r
     assert pacer.states[1].projected == 0  # believed the fresh reply
     await pacer.lead(now + pacer.config.fresh_ms + 1)
     assert pacer.states[1].projected >= 9_990_000  # stale: read from Redis
+
+
+async def test_a_held_lease_is_kept_alive_before_its_ttl(redis_async: aioredis.Redis) -> None:
+    pacer = Pacer(redis_async, Gates(), retailer_zone=UTC, worker="w1",
+                  config=PacerConfig(lease_ttl_ms=400))
+    pacer.set_campaigns([_campaign()])
+    await pacer.renew()
+
+    async def expires() -> int:
+        return int((await redis_async.hget(lease_key(5), "w:w1") or b"0 0").split()[1])
+
+    first = await expires()
+    assert await pacer.renew(everything=True) == 0  # nothing due yet
+    await asyncio.sleep(0.25)  # past half the TTL, with nothing consumed
+    assert await pacer.renew(everything=True) == 1
+    assert await expires() > first
