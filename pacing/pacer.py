@@ -65,7 +65,7 @@ __all__ = ["GATE_OPEN", "GateSink", "PacedCampaign", "Pacer", "PacerConfig", "Pa
 log = logging.getLogger("endcap.pacing")
 GATE_OPEN = 65_536
 IN_FLIGHT_BUCKET_MS = 10_000  # lease.lua's BUCKET_MS
-CHUNK = 200  # campaigns per pipelined round trip
+CHUNK = 100  # campaigns per pipelined round trip (~5 ms of the loop each)
 _CURVE_REFRESH_MS = 600_000
 
 
@@ -123,7 +123,7 @@ class PacerConfig:
     interval_ms: int = 2_000
     lease_ttl_ms: int = 60_000
     window_ms: int = 600_000  # committed cost stays in flight this long (clicks to come)
-    control_slices: int = 5  # the leader updates each campaign every this many rounds
+    control_slices: int = 10  # the leader updates each campaign every this many rounds
     fresh_ms: int = 12_000  # a lease reply this recent stands in for a read of the ledger
     controller: ControllerConfig = field(default_factory=ControllerConfig)
 

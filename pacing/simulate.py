@@ -1,7 +1,7 @@
 """The pacing simulator: a seeded synthetic day through the real auction kernel and controller.
 
     python -m pacing.simulate [--seed 7] [--campaigns 40] [--auctions 3000000] [--step-s 1]
-                              [--control-s 5] [--demand 3 10]
+                              [--control-s 20] [--demand 3 10]
                               [--out docs/pacing-simulation.png] [--json]
 
 Replays 24 hours in accelerated time (a loop over simulated steps, no sleeping), twice with
@@ -91,7 +91,7 @@ class Scenario:
     campaigns: int = 40
     auctions: int = 3_000_000  # expected ad requests over the day (before day-level noise)
     step_s: float = 1.0  # auctions are batched per step; clicks land on step boundaries
-    control_s: float = 5.0  # controller period (a multiple of step_s)
+    control_s: float = 20.0  # controller period (a multiple of step_s), as the pacer
     slots: int = 3
     reserve_micros: int = 100_000
     increment_micros: int = 10_000
