@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 
 from exchange import clock, keys
 from exchange.catalog import Sku
-from exchange.errors import BadRequest, NotFound
+from exchange.errors import BadRequest, Conflict, NotFound
 from exchange.money import MoneyError, format_micros, parse_micros
 
 Status = Literal["draft", "active", "paused", "ended", "archived"]
@@ -181,6 +181,36 @@ def _ms(value: datetime | None, field: str) -> int:
     if value.tzinfo is None:
         raise BadRequest("datetime needs a time zone offset (e.g. Z)", field=field)
     return int(value.timestamp() * 1000)
+
+
+# Legal status changes. A campaign starts as draft, active or paused; ended and archived
+# are where it finishes (archived hides it from lists, and nothing comes back from it).
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "draft": frozenset({"active", "paused", "archived"}),
+    "active": frozenset({"paused", "ended"}),
+    "paused": frozenset({"active", "ended"}),
+    "ended": frozenset({"archived"}),
+    "archived": frozenset(),
+}
+INITIAL: frozenset[str] = frozenset({"draft", "active", "paused"})
+
+
+def check_transition(before: str | None, after: str) -> None:
+    """409 ``invalid_transition`` naming ``status`` unless ``before -> after`` is legal
+    (``before`` None: a new campaign)."""
+    if before is None:
+        if after not in INITIAL:
+            raise Conflict(f"a campaign cannot start as {after!r}; start as draft, active "
+                           "or paused", field="status", code="invalid_transition")
+    elif after != before and after not in TRANSITIONS[before]:
+        allowed = ", ".join(sorted(TRANSITIONS[before])) or "nothing"
+        raise Conflict(f"status cannot go from {before!r} to {after!r} (allowed: {allowed})",
+                       field="status", code="invalid_transition")
+
+
+def etag(record: CampaignRecord) -> str:
+    """The campaign's entity tag: changes with every stored version."""
+    return f'"{public_id(record.id)}-v{record.version}"'
 
 
 def _money(text: str, field: str, *, positive: bool = True) -> int:

@@ -39,3 +39,13 @@ def stock(store_id: str) -> str:
 def shopper_segments(shopper_id: str) -> str:
     """set of the shopper's loyalty segment names."""
     return f"ex:shp:{shopper_id}:seg"
+
+
+def idempotency(scope: str, key: str) -> str:
+    """msgpack (state, body sha-256, status, response) of one Idempotency-Key; TTL 24 h."""
+    return f"ex:idem:{scope}:{key}"
+
+
+def campaign_audit(campaign_id: int) -> str:
+    """stream of the campaign's changes (who, when, before/after), MAXLEN ~ 1000."""
+    return f"ex:audit:cmp:{campaign_id}"

@@ -9,6 +9,7 @@ import msgspec
 
 from exchange.adrequest import AdRequest, AdResponse
 from exchange.advertisers import AdvertiserCreated, AdvertiserIn
+from exchange.audit import AuditPage
 from exchange.campaigns import CampaignIn, CampaignOut, CampaignPatch
 from exchange.catalog import ProductIn, ProductPage
 from exchange.pacingview import PacingOut
@@ -75,11 +76,19 @@ def _op(summary: str, ok: int, body: dict[str, Any] | None, answer: dict[str, An
     return op
 
 
+def _header(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "header", "required": False, "description": description,
+            "schema": {"type": "string"}}
+
+
 def document() -> dict[str, Any]:
     (schemas_of, components) = msgspec.json.schema_components(_TYPES,
                                                              ref_template="#/components/schemas/{name}")
     ad_req, ad_resp, products_in, page, adv_in, adv_out, c_in, c_patch, c_out, c_list, \
         placements, upserted, report, _, pacing = schemas_of
+    (audit_page,), audit_components = msgspec.json.schema_components(
+        [AuditPage], ref_template="#/components/schemas/{name}")
+    components.update(audit_components)
     campaign_id = [{"name": "campaign_id", "in": "path", "required": True,
                     "schema": {"type": "string", "example": "cmp_1"}}]
     token = [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}]
@@ -103,18 +112,26 @@ def document() -> dict[str, Any]:
         "/v1/advertisers": {"post": _op("Create an advertiser; returns its API key once", 201,
                                         adv_in, adv_out, "operator")},
         "/v1/campaigns": {
-            "post": _op("Create a campaign", 201, c_in, c_out, "advertiser"),
+            "post": {**_op("Create a campaign (Idempotency-Key: a retry returns the first "
+                           "answer)", 201, c_in, c_out, "advertiser"),
+                     "parameters": [_header("Idempotency-Key", "1-255 printable ASCII")]},
             "get": _op("The advertiser's campaigns", 200, None, c_list, "advertiser"),
         },
         "/v1/campaigns/{campaign_id}": {
             "get": {**_op("One campaign", 200, None, c_out, "advertiser"),
                     "parameters": campaign_id},
-            "patch": {**_op("Partial update, validated whole", 200, c_patch, c_out,
-                            "advertiser"), "parameters": campaign_id},
+            "patch": {**_op("Partial update, validated whole, atomic; with If-Match (the "
+                            "ETag of a GET) 412 if it changed since", 200, c_patch, c_out,
+                            "advertiser"),
+                      "parameters": [*campaign_id, _header("If-Match", "an ETag, or *")]},
         },
         "/v1/campaigns/{campaign_id}/pacing": {"get": {
             **_op("Pacing now: spend against the target curve, throttle, projected "
                   "exhaustion", 200, None, pacing, "advertiser"),
+            "parameters": campaign_id}},
+        "/v1/campaigns/{campaign_id}/audit": {"get": {
+            **_op("Change log: who, when, before/after, newest first", 200, None,
+                  audit_page, "advertiser"),
             "parameters": campaign_id}},
         "/v1/reports/campaigns/{campaign_id}": {"get": {
             **_op("Daily report: impressions, clicks, spend, CTR, CPC, invalid traffic removed",

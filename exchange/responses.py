@@ -33,6 +33,11 @@ def error_bytes(exc: ApiError) -> bytes:
 
 
 async def read_json(request: Request, kind: type[T], max_bytes: int) -> T:
+    return decode_as(await read_body(request, max_bytes), kind)
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The raw body, refused with 413 as soon as it passes ``max_bytes``."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise BadRequest(f"body larger than {max_bytes} bytes", code="body_too_large",
@@ -45,4 +50,4 @@ async def read_json(request: Request, kind: type[T], max_bytes: int) -> T:
             raise BadRequest(f"body larger than {max_bytes} bytes", code="body_too_large",
                              status=413)
         chunks.append(chunk)
-    return decode_as(b"".join(chunks), kind)
+    return b"".join(chunks)

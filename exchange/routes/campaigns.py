@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import time
 
+from redis.exceptions import WatchError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from exchange import campaigns, changes, keys, pacingview
+from exchange import audit, campaigns, changes, idempotency, keys, pacingview
 from exchange.auth import require_advertiser
 from exchange.campaigns import CampaignIn, CampaignPatch, CampaignRecord
 from exchange.clock import business_day, campaign_zone
-from exchange.errors import NotFound
-from exchange.responses import json_response, read_json
+from exchange.decoding import decode_as
+from exchange.errors import ApiError, Conflict, NotFound
+from exchange.responses import json_response, read_body, read_json
 from exchange.runtime import Runtime, runtime_of
 
 BODY_MAX = 4 * 1024 * 1024  # 10,000 SKU bids fit
@@ -28,12 +30,16 @@ async def _pids(rt: Runtime, body: CampaignIn) -> dict[str, int]:
     return {s: int(v) for s, v in zip(skus, found, strict=True) if v is not None}
 
 
-async def _store(rt: Runtime, record: CampaignRecord, *, new: bool) -> None:
+async def _create(rt: Runtime, record: CampaignRecord) -> None:
+    """Store a new campaign with its first audit entry, in one transaction."""
     pipe = rt.client.pipeline(transaction=True)
     pipe.set(keys.campaign(record.id), campaigns.encode_record(record))
-    if new:
-        pipe.sadd(keys.CAMPAIGN_IDS, record.id)
-        pipe.sadd(keys.advertiser_campaigns(record.advertiser_id), record.id)
+    pipe.sadd(keys.CAMPAIGN_IDS, record.id)
+    pipe.sadd(keys.advertiser_campaigns(record.advertiser_id), record.id)
+    pipe.xadd(keys.campaign_audit(record.id), audit.entry_fields(  # type: ignore[arg-type]
+        who=f"adv_{record.advertiser_id}", action="create", version=record.version,
+        before=None, after=campaigns.to_input(record), at_ms=record.updated_ms),
+        maxlen=audit.MAXLEN, approximate=True)
     await pipe.execute()
     await changes.publish(rt.client, "campaign", [record.id])
 
@@ -53,18 +59,34 @@ async def _out(rt: Runtime, records: list[CampaignRecord]) -> list[campaigns.Cam
 async def create_campaign(request: Request) -> Response:
     rt = runtime_of(request)
     advertiser_id = await require_advertiser(request, rt.client, rt.settings.operator_key)
-    body = await read_json(request, CampaignIn, BODY_MAX)
-    pids = await _pids(rt, body)
-    # Validate before taking an id, so a rejected body leaves no trace.
-    campaigns.build_record(body, campaign_id=0, advertiser_id=advertiser_id, pids=pids,
-                           created_ms=0, version=1)
+    raw = await read_body(request, BODY_MAX)
+    claim = await idempotency.claim(rt.client, f"adv{advertiser_id}:campaigns",
+                                    request.headers.get(idempotency.HEADER), raw)
+    if claim is not None and claim.replay is not None:
+        return Response(claim.replay.body, status_code=claim.replay.status,
+                        media_type="application/json",
+                        headers={"Idempotent-Replayed": "true"})
+    try:
+        body = decode_as(raw, CampaignIn)
+        campaigns.check_transition(None, body.status)
+        pids = await _pids(rt, body)
+        # Validate before taking an id, so a rejected body leaves no trace.
+        campaigns.build_record(body, campaign_id=0, advertiser_id=advertiser_id, pids=pids,
+                               created_ms=0, version=1)
+    except ApiError:
+        if claim is not None:
+            await claim.release()
+        raise
     campaign_id = int(await rt.client.incr(keys.SEQ_CAMPAIGN))
     now = int(time.time() * 1000)
     record = campaigns.build_record(body, campaign_id=campaign_id, advertiser_id=advertiser_id,
                                     pids=pids, created_ms=now, version=1)
-    await _store(rt, record, new=True)
     (out,) = await _out(rt, [record])
-    return json_response(out, status=201)
+    await _create(rt, record)
+    answer = json_response(out, status=201, headers={"ETag": campaigns.etag(record)})
+    if claim is not None:
+        await claim.done(201, bytes(answer.body))
+    return answer
 
 
 def _campaign_id(request: Request) -> int | None:
@@ -76,7 +98,7 @@ async def get_campaign(request: Request) -> Response:
     advertiser_id = await require_advertiser(request, rt.client, rt.settings.operator_key)
     record = await campaigns.load_owned(rt.client, _campaign_id(request), advertiser_id)
     (out,) = await _out(rt, [record])
-    return json_response(out)
+    return json_response(out, headers={"ETag": campaigns.etag(record)})
 
 
 async def list_campaigns(request: Request) -> Response:
@@ -89,21 +111,69 @@ async def list_campaigns(request: Request) -> Response:
 
 
 async def patch_campaign(request: Request) -> Response:
+    """Partial update, validated whole, applied atomically (WATCH/MULTI on the record).
+
+    ``If-Match`` with the ETag from a GET makes it conditional: if someone else changed
+    the campaign since, 412 and nothing is written. Without it, a concurrent change is
+    not lost either: the patch is re-applied on top of the newer version.
+    """
+    rt = runtime_of(request)
+    advertiser_id = await require_advertiser(request, rt.client, rt.settings.operator_key)
+    campaign_id = _campaign_id(request)
+    await campaigns.load_owned(rt.client, campaign_id, advertiser_id)  # 404 before the body
+    assert campaign_id is not None
+    patch = await read_json(request, CampaignPatch, BODY_MAX)
+    if_match = request.headers.get("if-match")
+    key = keys.campaign(campaign_id)
+    for _ in range(10):
+        async with rt.client.pipeline(transaction=True) as pipe:
+            await pipe.watch(key)
+            raw = await pipe.get(key)
+            record = campaigns.decode_record(raw) if raw else None
+            if record is None or record.advertiser_id != advertiser_id:
+                raise NotFound("campaign not found")
+            if if_match is not None and not _matches(if_match, campaigns.etag(record)):
+                raise ApiError("the campaign changed since you read it (ETag mismatch); "
+                               "GET it again and re-apply your change", field="If-Match",
+                               code="precondition_failed", status=412)
+            before = campaigns.to_input(record)
+            body = campaigns.apply_patch(before, patch)
+            campaigns.check_transition(record.status, body.status)
+            pids = await _pids(rt, body)
+            updated = campaigns.build_record(
+                body, campaign_id=record.id, advertiser_id=advertiser_id, pids=pids,
+                created_ms=record.created_ms, version=record.version + 1,
+            )
+            pipe.multi()
+            pipe.set(key, campaigns.encode_record(updated))
+            pipe.xadd(keys.campaign_audit(record.id), audit.entry_fields(  # type: ignore[arg-type]
+                who=f"adv_{advertiser_id}", action="update", version=updated.version,
+                before=before, after=campaigns.to_input(updated), at_ms=updated.updated_ms),
+                maxlen=audit.MAXLEN, approximate=True)
+            try:
+                await pipe.execute()
+            except WatchError:
+                continue  # changed under us: read again and re-apply (or 412 with If-Match)
+        break
+    else:  # pragma: no cover - ten writers racing on one campaign
+        raise Conflict("the campaign is being changed by others; retry", code="conflict")
+    await changes.publish(rt.client, "campaign", [updated.id])
+    (out,) = await _out(rt, [updated])
+    return json_response(out, headers={"ETag": campaigns.etag(updated)})
+
+
+def _matches(header: str, tag: str) -> bool:
+    """RFC 9110 If-Match: ``*`` or a list of entity tags (weak tags never match)."""
+    candidates = [t.strip() for t in header.split(",")]
+    return "*" in candidates or tag in candidates
+
+
+async def get_audit(request: Request) -> Response:
+    """The campaign's change log, newest first: who, when, before/after, fields changed."""
     rt = runtime_of(request)
     advertiser_id = await require_advertiser(request, rt.client, rt.settings.operator_key)
     record = await campaigns.load_owned(rt.client, _campaign_id(request), advertiser_id)
-    patch = await read_json(request, CampaignPatch, BODY_MAX)
-    body = campaigns.apply_patch(campaigns.to_input(record), patch)
-    pids = await _pids(rt, body)
-    updated = campaigns.build_record(
-        body, campaign_id=record.id, advertiser_id=advertiser_id, pids=pids,
-        created_ms=record.created_ms, version=record.version + 1,
-    )
-    if updated.id != record.id:  # pragma: no cover - build_record keeps the id
-        raise NotFound("campaign not found")
-    await _store(rt, updated, new=False)
-    (out,) = await _out(rt, [updated])
-    return json_response(out)
+    return json_response(audit.AuditPage(items=await audit.read(rt.client, record.id)))
 
 
 async def get_pacing(request: Request) -> Response:
@@ -122,4 +192,5 @@ routes = [
     Route("/v1/campaigns/{campaign_id}", get_campaign, methods=["GET"]),
     Route("/v1/campaigns/{campaign_id}", patch_campaign, methods=["PATCH"]),
     Route("/v1/campaigns/{campaign_id}/pacing", get_pacing, methods=["GET"]),
+    Route("/v1/campaigns/{campaign_id}/audit", get_audit, methods=["GET"]),
 ]

@@ -1,0 +1,150 @@
+"""Campaign writes an advertiser's tools can rely on: lifecycle, ETag / If-Match,
+Idempotency-Key on create, the audit log, and failed writes that change nothing."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import redis
+
+from exchange import keys
+from tests.exchange.conftest import campaign_body, new_advertiser, seed_catalog
+
+
+async def _setup(client: httpx.AsyncClient, **overrides: object
+                 ) -> tuple[str, dict[str, str], str]:
+    await seed_catalog(client)
+    owner = await new_advertiser(client)
+    r = await client.post("/v1/campaigns", headers=owner, json=campaign_body(**overrides))
+    assert r.status_code == 201, r.text
+    return r.json()["id"], owner, r.headers["etag"]
+
+
+async def test_lifecycle_allows_only_legal_transitions(client: httpx.AsyncClient) -> None:
+    cid, owner, _ = await _setup(client, status="draft")
+    path = f"/v1/campaigns/{cid}"
+    for status, code in (("ended", 409), ("active", 200), ("draft", 409), ("paused", 200),
+                         ("active", 200), ("ended", 200), ("active", 409), ("paused", 409),
+                         ("archived", 200), ("ended", 409), ("draft", 409)):
+        r = await client.patch(path, headers=owner, json={"status": status})
+        assert r.status_code == code, (status, r.text)
+        if code == 409:
+            assert r.json()["error"] == {
+                "code": "invalid_transition", "field": "status",
+                "message": r.json()["error"]["message"]}
+    assert (await client.get(path, headers=owner)).json()["status"] == "archived"
+    for start in ("ended", "archived"):
+        r = await client.post("/v1/campaigns", headers=owner,
+                              json=campaign_body(status=start))
+        assert r.status_code == 409 and r.json()["error"]["field"] == "status"
+
+
+async def test_if_match_stops_a_stale_editor(client: httpx.AsyncClient) -> None:
+    cid, owner, created_tag = await _setup(client)
+    path = f"/v1/campaigns/{cid}"
+    tag = (await client.get(path, headers=owner)).headers["etag"]
+    assert tag == created_tag
+    first = await client.patch(path, headers={**owner, "If-Match": tag},
+                               json={"name": "Editor A"})
+    assert first.status_code == 200 and first.headers["etag"] != tag
+    stale = await client.patch(path, headers={**owner, "If-Match": tag},
+                               json={"name": "Editor B"})
+    assert stale.status_code == 412
+    assert stale.json()["error"]["code"] == "precondition_failed"
+    assert (await client.get(path, headers=owner)).json()["name"] == "Editor A"
+    fresh = await client.patch(path, headers={**owner, "If-Match": first.headers["etag"]},
+                               json={"name": "Editor B"})
+    assert fresh.status_code == 200
+    anyway = await client.patch(path, headers={**owner, "If-Match": "*"},
+                                json={"pacing": "asap"})
+    assert anyway.status_code == 200 and anyway.json()["name"] == "Editor B"
+
+
+async def test_concurrent_patches_without_if_match_lose_nothing(
+        client: httpx.AsyncClient) -> None:
+    cid, owner, _ = await _setup(client)
+    path = f"/v1/campaigns/{cid}"
+    answers = await asyncio.gather(
+        client.patch(path, headers=owner, json={"name": "Renamed"}),
+        client.patch(path, headers=owner, json={"pacing": "asap"}),
+        client.patch(path, headers=owner, json={"budget": {"daily": "75.00"}}),
+    )
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    shown = (await client.get(path, headers=owner)).json()
+    assert (shown["name"], shown["pacing"], shown["budget"]["daily"]) == (
+        "Renamed", "asap", "75.00")
+    assert shown["version"] == 4
+
+
+async def test_a_retried_create_returns_the_first_answer_and_creates_once(
+        client: httpx.AsyncClient, redis_sync: redis.Redis) -> None:
+    await seed_catalog(client)
+    owner = await new_advertiser(client)
+    headers = {**owner, "Idempotency-Key": "create-oat-milk-1"}
+    first = await client.post("/v1/campaigns", headers=headers, json=campaign_body())
+    again = await client.post("/v1/campaigns", headers=headers, json=campaign_body())
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert redis_sync.scard(keys.CAMPAIGN_IDS) == 1
+    other_body = await client.post("/v1/campaigns", headers=headers,
+                                   json=campaign_body(name="Another"))
+    assert other_body.status_code == 422
+    assert other_body.json()["error"]["code"] == "idempotency_key_reused"
+    # Another advertiser's identical key is another key: it creates its own campaign.
+    stranger = await new_advertiser(client, "Alpro")
+    theirs = await client.post("/v1/campaigns",
+                               headers={**stranger, "Idempotency-Key": "create-oat-milk-1"},
+                               json=campaign_body())
+    assert theirs.status_code == 201 and theirs.json()["id"] != first.json()["id"]
+    assert redis_sync.scard(keys.CAMPAIGN_IDS) == 2
+
+
+async def test_a_failed_create_releases_its_idempotency_key(client: httpx.AsyncClient,
+                                                            redis_sync: redis.Redis) -> None:
+    await seed_catalog(client)
+    owner = await new_advertiser(client)
+    headers = {**owner, "Idempotency-Key": "k-2"}
+    bad = await client.post("/v1/campaigns", headers=headers,
+                            json=campaign_body(products=[{"sku": "NOPE", "bid": "1.00"}]))
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "products[0].sku"
+    assert redis_sync.scard(keys.CAMPAIGN_IDS) == 0
+    good = await client.post("/v1/campaigns", headers=headers, json=campaign_body())
+    assert good.status_code == 201
+    for key in ("", "has space", "x" * 256):
+        r = await client.post("/v1/campaigns", headers={**owner, "Idempotency-Key": key},
+                              json=campaign_body())
+        assert r.status_code == 400 and r.json()["error"]["field"] == "Idempotency-Key"
+
+
+async def test_the_audit_log_says_who_changed_what(client: httpx.AsyncClient) -> None:
+    cid, owner, _ = await _setup(client)
+    await client.patch(f"/v1/campaigns/{cid}", headers=owner,
+                       json={"budget": {"daily": "80.00"}})
+    r = await client.get(f"/v1/campaigns/{cid}/audit", headers=owner)
+    assert r.status_code == 200
+    update, create = r.json()["items"]
+    assert (create["action"], create["version"], create.get("before")) == ("create", 1, None)
+    assert update["action"] == "update" and update["version"] == 2
+    assert update["who"] == create["who"] and update["who"].startswith("adv_")
+    assert update["changed"] == ["budget"]
+    assert update["before"]["budget"]["daily"] == "50.00"
+    assert update["after"]["budget"]["daily"] == "80.00"
+    stranger = await new_advertiser(client, "other")
+    assert (await client.get(f"/v1/campaigns/{cid}/audit", headers=stranger)).status_code == 404
+
+
+async def test_a_rejected_patch_leaves_the_campaign_exactly_as_it_was(
+        client: httpx.AsyncClient, redis_sync: redis.Redis) -> None:
+    cid, owner, _ = await _setup(client)
+    stored = redis_sync.get(keys.campaign(int(cid[4:])))
+    for bad in ({"products": [{"sku": "OAT-1", "bid": "1.00"}, {"sku": "NOPE", "bid": "1"}]},
+                {"budget": {"daily": "-1"}}, {"status": "draft"},
+                {"schedule": {"start": "2027-01-02T00:00:00Z",
+                              "end": "2027-01-01T00:00:00Z"}}):
+        r = await client.patch(f"/v1/campaigns/{cid}", headers=owner, json=bad)
+        assert 400 <= r.status_code < 500, (bad, r.text)
+    assert redis_sync.get(keys.campaign(int(cid[4:]))) == stored
+    audit = (await client.get(f"/v1/campaigns/{cid}/audit", headers=owner)).json()["items"]
+    assert [e["action"] for e in audit] == ["create"]
