@@ -20,19 +20,23 @@ class ApiError(Exception):
     code = "bad_request"
 
     def __init__(self, message: str, *, field: str | None = None, code: str | None = None,
-                 status: int | None = None) -> None:
+                 status: int | None = None, details: list[dict[str, str]] | None = None
+                 ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.details = details  # every bad row of a bulk request: {field, code, message}
         if code is not None:
             self.code = code
         if status is not None:
             self.status = status
 
-    def body(self) -> dict[str, dict[str, str]]:
-        error = {"code": self.code, "message": self.message}
+    def body(self) -> dict[str, dict[str, object]]:
+        error: dict[str, object] = {"code": self.code, "message": self.message}
         if self.field:
             error["field"] = self.field
+        if self.details:
+            error["details"] = self.details
         return {"error": error}
 
 

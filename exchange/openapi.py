@@ -10,6 +10,7 @@ import msgspec
 from exchange.adrequest import AdRequest, AdResponse
 from exchange.advertisers import AdvertiserCreated, AdvertiserIn
 from exchange.audit import AuditPage
+from exchange.bulkbids import BulkBids, BulkResult
 from exchange.campaigns import CampaignIn, CampaignOut, CampaignPatch
 from exchange.catalog import ProductIn, ProductPage
 from exchange.pacingview import PacingOut
@@ -86,8 +87,8 @@ def document() -> dict[str, Any]:
                                                              ref_template="#/components/schemas/{name}")
     ad_req, ad_resp, products_in, page, adv_in, adv_out, c_in, c_patch, c_out, c_list, \
         placements, upserted, report, _, pacing = schemas_of
-    (audit_page,), audit_components = msgspec.json.schema_components(
-        [AuditPage], ref_template="#/components/schemas/{name}")
+    (audit_page, bulk_in, bulk_out), audit_components = msgspec.json.schema_components(
+        [AuditPage, BulkBids, BulkResult], ref_template="#/components/schemas/{name}")
     components.update(audit_components)
     campaign_id = [{"name": "campaign_id", "in": "path", "required": True,
                     "schema": {"type": "string", "example": "cmp_1"}}]
@@ -129,6 +130,11 @@ def document() -> dict[str, Any]:
             **_op("Pacing now: spend against the target curve, throttle, projected "
                   "exhaustion", 200, None, pacing, "advertiser"),
             "parameters": campaign_id}},
+        "/v1/campaigns/{campaign_id}/bids": {"put": {
+            **_op("Bulk upsert/remove of up to 10,000 SKU bids, all or nothing; 400 "
+                  "invalid_rows lists every bad row in error.details", 200, bulk_in, bulk_out,
+                  "advertiser"),
+            "parameters": [*campaign_id, _header("If-Match", "an ETag, or *")]}},
         "/v1/campaigns/{campaign_id}/audit": {"get": {
             **_op("Change log: who, when, before/after, newest first", 200, None,
                   audit_page, "advertiser"),

@@ -4,13 +4,16 @@ sees only its own campaigns; any other id answers 404, exactly like a missing on
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+import msgspec
 from redis.exceptions import WatchError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from exchange import audit, campaigns, changes, idempotency, keys, pacingview
+from exchange import audit, bulkbids, campaigns, changes, idempotency, keys, pacingview
 from exchange.auth import require_advertiser
 from exchange.campaigns import CampaignIn, CampaignPatch, CampaignRecord
 from exchange.clock import business_day, campaign_zone
@@ -110,20 +113,18 @@ async def list_campaigns(request: Request) -> Response:
     return json_response({"items": await _out(rt, records)})
 
 
-async def patch_campaign(request: Request) -> Response:
-    """Partial update, validated whole, applied atomically (WATCH/MULTI on the record).
+# A change: the stored record -> (the new record, its audit "before" and "after").
+Change = Callable[[CampaignRecord], Awaitable[tuple[CampaignRecord, Any, Any]]]
+
+
+async def _update(rt: Runtime, campaign_id: int, advertiser_id: int, if_match: str | None,
+                  change: Change) -> CampaignRecord:
+    """Apply ``change`` atomically (WATCH/MULTI on the record) with its audit entry.
 
     ``If-Match`` with the ETag from a GET makes it conditional: if someone else changed
     the campaign since, 412 and nothing is written. Without it, a concurrent change is
-    not lost either: the patch is re-applied on top of the newer version.
+    not lost either: ``change`` is re-applied on top of the newer version.
     """
-    rt = runtime_of(request)
-    advertiser_id = await require_advertiser(request, rt.client, rt.settings.operator_key)
-    campaign_id = _campaign_id(request)
-    await campaigns.load_owned(rt.client, campaign_id, advertiser_id)  # 404 before the body
-    assert campaign_id is not None
-    patch = await read_json(request, CampaignPatch, BODY_MAX)
-    if_match = request.headers.get("if-match")
     key = keys.campaign(campaign_id)
     for _ in range(10):
         async with rt.client.pipeline(transaction=True) as pipe:
@@ -136,30 +137,74 @@ async def patch_campaign(request: Request) -> Response:
                 raise ApiError("the campaign changed since you read it (ETag mismatch); "
                                "GET it again and re-apply your change", field="If-Match",
                                code="precondition_failed", status=412)
-            before = campaigns.to_input(record)
-            body = campaigns.apply_patch(before, patch)
-            campaigns.check_transition(record.status, body.status)
-            pids = await _pids(rt, body)
-            updated = campaigns.build_record(
-                body, campaign_id=record.id, advertiser_id=advertiser_id, pids=pids,
-                created_ms=record.created_ms, version=record.version + 1,
-            )
+            updated, before, after = await change(record)
             pipe.multi()
             pipe.set(key, campaigns.encode_record(updated))
             pipe.xadd(keys.campaign_audit(record.id), audit.entry_fields(  # type: ignore[arg-type]
                 who=f"adv_{advertiser_id}", action="update", version=updated.version,
-                before=before, after=campaigns.to_input(updated), at_ms=updated.updated_ms),
+                before=before, after=after, at_ms=updated.updated_ms),
                 maxlen=audit.MAXLEN, approximate=True)
             try:
                 await pipe.execute()
             except WatchError:
                 continue  # changed under us: read again and re-apply (or 412 with If-Match)
-        break
-    else:  # pragma: no cover - ten writers racing on one campaign
-        raise Conflict("the campaign is being changed by others; retry", code="conflict")
-    await changes.publish(rt.client, "campaign", [updated.id])
+        await changes.publish(rt.client, "campaign", [updated.id])
+        return updated
+    raise Conflict("the campaign is being changed by others; retry", code="conflict")
+
+
+async def patch_campaign(request: Request) -> Response:
+    """Partial update, validated whole, applied atomically (see ``_update``)."""
+    rt = runtime_of(request)
+    advertiser_id = await require_advertiser(request, rt.client, rt.settings.operator_key)
+    campaign_id = _campaign_id(request)
+    await campaigns.load_owned(rt.client, campaign_id, advertiser_id)  # 404 before the body
+    assert campaign_id is not None
+    patch = await read_json(request, CampaignPatch, BODY_MAX)
+
+    async def change(record: CampaignRecord) -> tuple[CampaignRecord, Any, Any]:
+        before = campaigns.to_input(record)
+        body = campaigns.apply_patch(before, patch)
+        campaigns.check_transition(record.status, body.status)
+        updated = campaigns.build_record(
+            body, campaign_id=record.id, advertiser_id=advertiser_id,
+            pids=await _pids(rt, body), created_ms=record.created_ms,
+            version=record.version + 1)
+        return updated, before, campaigns.to_input(updated)
+
+    updated = await _update(rt, campaign_id, advertiser_id, request.headers.get("if-match"),
+                            change)
     (out,) = await _out(rt, [updated])
     return json_response(out, headers={"ETag": campaigns.etag(updated)})
+
+
+async def put_bids(request: Request) -> Response:
+    """Bulk upsert / remove of up to 10,000 SKU bids, all or nothing (``bulkbids``)."""
+    rt = runtime_of(request)
+    advertiser_id = await require_advertiser(request, rt.client, rt.settings.operator_key)
+    campaign_id = _campaign_id(request)
+    await campaigns.load_owned(rt.client, campaign_id, advertiser_id)
+    assert campaign_id is not None
+    body = await read_json(request, bulkbids.BulkBids, BODY_MAX)
+    skus = [row.sku for row in body.upsert]
+    found = await rt.client.hmget(keys.PRODUCT_IDS, skus) if skus else []
+    pids = {sku: int(v) for sku, v in zip(skus, found, strict=True) if v is not None}
+    summary: list[bulkbids.BulkResult] = []
+
+    async def change(record: CampaignRecord) -> tuple[CampaignRecord, Any, Any]:
+        bids, result = bulkbids.merge(record, body, pids)
+        summary[:] = [result]
+        updated = msgspec.structs.replace(record, bids=bids, version=record.version + 1,
+                                          updated_ms=int(time.time() * 1000))
+        counts = {"products": len(record.bids)}
+        return updated, counts, {"products": result.products, "added": result.added,
+                                 "updated": result.updated, "removed": result.removed}
+
+    updated = await _update(rt, campaign_id, advertiser_id, request.headers.get("if-match"),
+                            change)
+    result = msgspec.structs.replace(summary[0], campaign_id=campaigns.public_id(updated.id),
+                                     version=updated.version)
+    return json_response(result, headers={"ETag": campaigns.etag(updated)})
 
 
 def _matches(header: str, tag: str) -> bool:
@@ -193,4 +238,5 @@ routes = [
     Route("/v1/campaigns/{campaign_id}", patch_campaign, methods=["PATCH"]),
     Route("/v1/campaigns/{campaign_id}/pacing", get_pacing, methods=["GET"]),
     Route("/v1/campaigns/{campaign_id}/audit", get_audit, methods=["GET"]),
+    Route("/v1/campaigns/{campaign_id}/bids", put_bids, methods=["PUT"]),
 ]

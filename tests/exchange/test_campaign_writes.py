@@ -9,7 +9,8 @@ import httpx
 import redis
 
 from exchange import keys
-from tests.exchange.conftest import campaign_body, new_advertiser, seed_catalog
+from exchange.app import Exchange
+from tests.exchange.conftest import OP, campaign_body, new_advertiser, seed_catalog, wait_for
 
 
 async def _setup(client: httpx.AsyncClient, **overrides: object
@@ -148,3 +149,51 @@ async def test_a_rejected_patch_leaves_the_campaign_exactly_as_it_was(
     assert redis_sync.get(keys.campaign(int(cid[4:]))) == stored
     audit = (await client.get(f"/v1/campaigns/{cid}/audit", headers=owner)).json()["items"]
     assert [e["action"] for e in audit] == ["create"]
+
+
+async def _catalog(client: httpx.AsyncClient, n: int) -> None:
+    rows = [{"sku": f"B-{i}", "title": f"Bulk oat drink {i}", "brand": "Bulk",
+             "category": "Dairy & Eggs > Milk > Oat Milk", "price": "1.99"} for i in range(n)]
+    for start in range(0, n, 5_000):
+        r = await client.put("/v1/catalog/products", headers=OP, json=rows[start:start + 5_000])
+        assert r.status_code == 200, r.text
+
+
+async def test_bulk_bids_apply_all_or_nothing_and_reach_the_auction(
+        client: httpx.AsyncClient, exchange_app: Exchange, redis_sync: redis.Redis) -> None:
+    cid, owner, _ = await _setup(client)
+    await _catalog(client, 10_000)
+    path = f"/v1/campaigns/{cid}/bids"
+    rows = [{"sku": f"B-{i}", "bid": "0.50"} for i in range(9_999)]
+    r = await client.put(path, headers=owner, json={"upsert": [
+        *rows, {"sku": "OAT-1", "bid": "0.90"}]})
+    assert r.status_code == 200, r.text
+    assert r.json() | {"version": 0} == {
+        "campaign_id": cid, "version": 0, "added": 9_999, "updated": 1, "unchanged": 0,
+        "removed": 0, "products": 10_000}
+    index = exchange_app.runtime.index
+    await wait_for(lambda: "B-9998" in index.sku_to_pid and len(
+        index._campaign_rows[index.campaign_slot[int(cid[4:])]]) == 10_000, timeout=5)
+    stored = redis_sync.get(keys.campaign(int(cid[4:])))
+    # One bad row among many: nothing changes, and every bad row is named.
+    bad = [{"sku": "B-1", "bid": "0.60"}, {"sku": "NOPE", "bid": "0.60"},
+           {"sku": "B-2", "bid": "-1"}, {"sku": "B-1", "bid": "0.70"}]
+    r = await client.put(path, headers=owner, json={"upsert": bad, "remove": ["B-3", "B-3"]})
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert (error["code"], error["field"]) == ("invalid_rows", "upsert[1].sku")
+    assert [(d["field"], d["code"]) for d in error["details"]] == [
+        ("upsert[1].sku", "unknown_sku"), ("upsert[2].bid", "invalid_money"),
+        ("upsert[3].sku", "duplicate_sku"), ("remove[1]", "duplicate_sku")]
+    assert redis_sync.get(keys.campaign(int(cid[4:]))) == stored
+    too_many = await client.put(path, headers=owner, json={"upsert": [
+        {"sku": "OAT-2", "bid": "0.10"}]})
+    assert too_many.status_code == 400
+    assert too_many.json()["error"]["details"][0]["code"] == "too_many_products"
+    r = await client.put(path, headers=owner, json={"remove": [f"B-{i}" for i in range(5)]})
+    assert r.json()["removed"] == 5 and r.json()["products"] == 9_995
+    stranger = await new_advertiser(client, "other")
+    assert (await client.put(path, headers=stranger, json={"remove": []})).status_code == 404
+    over = await client.put(path, headers=owner, json={"upsert": [
+        {"sku": f"B-{i}", "bid": "0.5"} for i in range(10_001)]})
+    assert over.status_code == 400 and over.json()["error"]["field"] == "upsert"
