@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
 
 import msgspec
 import redis.asyncio as aioredis
@@ -56,9 +57,23 @@ class FrequencyCap(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     per: Literal["hour", "day", "week"]
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Hour = Annotated[int, msgspec.Meta(ge=0, le=23)]
+
+
+class Daypart(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Hours of the day (local, 0-23: 9 means 09:00-09:59) on the given weekdays."""
+
+    weekdays: list[Weekday] = msgspec.field(default_factory=lambda: list(WEEKDAYS))
+    hours: Annotated[list[Hour], msgspec.Meta(min_length=1, max_length=24)]
+
+
 class Schedule(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
     start: datetime | None = None
     end: datetime | None = None
+    # Dayparting: the campaign runs only in these hours (in ``time_zone``); none = always.
+    dayparts: Annotated[list[Daypart], msgspec.Meta(max_length=50)] | None = None
     # IANA zone of the campaign's budget day (midnight to midnight there); default: the
     # retailer's zone (setting ``timezone``).
     time_zone: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
@@ -124,6 +139,7 @@ class CampaignRecord(msgspec.Struct, kw_only=True, gc=False):
     start_ms: int = 0
     end_ms: int = 0
     time_zone: str = ""  # "" = the retailer's zone
+    dayparts: list[int] = []  # 7 hour masks, Monday first (bit h: hour h on); [] = always
     created_ms: int = 0
     updated_ms: int = 0
     version: int = 1
@@ -208,6 +224,43 @@ def check_transition(before: str | None, after: str) -> None:
                        field="status", code="invalid_transition")
 
 
+def _daypart_masks(parts: list[Daypart] | None) -> list[int]:
+    """Seven 24-bit hour masks (Monday first), or [] when the campaign runs all the time."""
+    if not parts:
+        return []
+    masks = [0] * 7
+    for i, part in enumerate(parts):
+        if not part.weekdays:
+            raise BadRequest("a daypart needs at least one weekday",
+                             field=f"schedule.dayparts[{i}].weekdays")
+        hours = 0
+        for h in part.hours:
+            hours |= 1 << h
+        for day in part.weekdays:
+            masks[WEEKDAYS.index(day)] |= hours
+    return [] if all(m == (1 << 24) - 1 for m in masks) else masks
+
+
+def _dayparts_of(masks: list[int]) -> list[Daypart] | None:
+    """The masks back as API dayparts: one entry per distinct set of hours."""
+    if not masks:
+        return None
+    by_hours: dict[int, list[Weekday]] = {}
+    for day, mask in zip(WEEKDAYS, masks, strict=True):
+        if mask:
+            by_hours.setdefault(mask, []).append(day)
+    return [Daypart(weekdays=days, hours=[h for h in range(24) if mask >> h & 1])
+            for mask, days in by_hours.items()]
+
+
+def in_daypart(record: CampaignRecord, zone: ZoneInfo, at_ms: int) -> bool:
+    """Whether the campaign's dayparting lets it run at ``at_ms`` (in its zone)."""
+    if not record.dayparts:
+        return True
+    local = datetime.fromtimestamp(at_ms / 1000, tz=zone)
+    return bool(record.dayparts[local.weekday()] >> local.hour & 1)
+
+
 def etag(record: CampaignRecord) -> str:
     """The campaign's entity tag: changes with every stored version."""
     return f'"{public_id(record.id)}-v{record.version}"'
@@ -256,6 +309,7 @@ def build_record(
     end_ms = _ms(body.schedule.end if body.schedule else None, "schedule.end")
     if start_ms and end_ms and end_ms <= start_ms:
         raise BadRequest("schedule ends before it starts", field="schedule.end")
+    dayparts = _daypart_masks(body.schedule.dayparts if body.schedule else None)
     time_zone = (body.schedule.time_zone if body.schedule else None) or ""
     if time_zone:
         try:
@@ -283,6 +337,7 @@ def build_record(
         start_ms=start_ms,
         end_ms=end_ms,
         time_zone=time_zone,
+        dayparts=dayparts,
         created_ms=created_ms,
         updated_ms=int(time.time() * 1000),
         version=version,
@@ -316,8 +371,9 @@ def to_input(record: CampaignRecord) -> CampaignIn:
         ),
         frequency_cap=record.frequency_cap,
         suppress_purchased_days=record.suppress_purchased_days,
-        schedule=(Schedule(start=start, end=end, time_zone=record.time_zone or None)
-                  if (start or end or record.time_zone) else None),
+        schedule=(Schedule(start=start, end=end, time_zone=record.time_zone or None,
+                           dayparts=_dayparts_of(record.dayparts))
+                  if (start or end or record.time_zone or record.dayparts) else None),
     )
 
 

@@ -102,6 +102,7 @@ class Index:
         self._common: dict[str, int] = {}       # token -> bit (0..127)
         self._blocks: dict[str, np.ndarray] = {}
         self.version = 0
+        self.off_hours: set[int] = set()  # campaigns outside their dayparts right now
 
     # ---- building -------------------------------------------------------------------
 
@@ -110,10 +111,12 @@ class Index:
         cls,
         products: Iterable[ProductRecord],
         campaigns: Sequence[CampaignRecord],
+        off_hours: Iterable[int] = (),
     ) -> Index:
         n_bids = sum(len(c.bids) for c in campaigns)
         index = cls(row_capacity=max(1024, n_bids + n_bids // 4),
                     campaign_capacity=max(256, len(campaigns) + 64))
+        index.off_hours = set(off_hours)
         index.upsert_products(products)
         index._choose_common(campaigns)
         for record in campaigns:
@@ -239,10 +242,23 @@ class Index:
             postings = table[key] = _Postings()
         return postings
 
-    @staticmethod
-    def _is_live(record: CampaignRecord) -> int:
-        """Live by status and kind. Budgets and pacing act through the gate column."""
-        return int(record.status == "active" and record.kind == "sponsored_product")
+    def _is_live(self, record: CampaignRecord) -> int:
+        """Live by status, kind and dayparting. Budgets and pacing act through the gate."""
+        return int(record.status == "active" and record.kind == "sponsored_product"
+                   and record.id not in self.off_hours)
+
+    def set_in_daypart(self, campaign_id: int, running: bool) -> None:
+        """The campaign's dayparting lets it run now (True) or not (its off hours)."""
+        if running == (campaign_id not in self.off_hours):
+            return
+        if running:
+            self.off_hours.discard(campaign_id)
+        else:
+            self.off_hours.add(campaign_id)
+        slot = self.campaign_slot.get(campaign_id)
+        if slot is not None and (record := self.campaign_records[slot]) is not None:
+            self.campaigns[slot, CAMP_LIVE] = self._is_live(record)
+            self._changed()  # common-token blocks hold live rows only
 
     def set_gate(self, campaign_id: int, gate: int) -> None:
         """The campaign's pacing gate (``CAMP_GATE``): 0 closed .. ``GATE_OPEN``."""

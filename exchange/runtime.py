@@ -87,6 +87,7 @@ class Runtime:
         )
         self.feed: changes.ChangeFeed | None = None
         self._rates: asyncio.Task[None] | None = None
+        self._daypart_task: asyncio.Task[None] | None = None
         self._stopping = False
         self._reload_lock = asyncio.Lock()
 
@@ -116,12 +117,17 @@ class Runtime:
         self.events.start()
         self._stopping = False
         self._rates = asyncio.create_task(self._share_rates(), name="rate-limit-sync")
+        self._daypart_task = asyncio.create_task(self._dayparts(), name="dayparts")
         self.ready = True
         log.info("ready in %.2fs: %s", time.perf_counter() - started, self.index.stats())
 
     async def stop(self) -> None:
         self.ready = False
         self._stopping = True
+        if self._daypart_task is not None:  # only sleeps and touches memory: safe to cancel
+            self._daypart_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._daypart_task
         if self.feed is not None:
             await self.feed.stop()
         if self._rates is not None:
@@ -147,7 +153,9 @@ class Runtime:
             t0 = time.perf_counter()
             products = await catalog.load_all(self.client)
             records = await campaigns.load_all(self.client)
-            index = await asyncio.to_thread(Index.build, products, records)
+            now = time.time_ns() // 1_000_000
+            off = [r.id for r in records if not self._in_daypart(r, now)]
+            index = await asyncio.to_thread(Index.build, products, records, off)
             self.pacer.set_campaigns(self._paced(records))
             for cid in index.campaign_slot:
                 index.set_gate(cid, self.pacer.gate(cid))
@@ -159,7 +167,9 @@ class Runtime:
         index = self.index
         if kind == "campaign":
             records = await campaigns.load_many(self.client, ids)
+            now = time.time_ns() // 1_000_000
             for record in records:
+                index.set_in_daypart(record.id, self._in_daypart(record, now))
                 index.upsert_campaign(record)
             self.pacer.set_campaigns(self._paced(
                 r for r in index.campaign_records if r is not None))
@@ -175,6 +185,20 @@ class Runtime:
             await self.reload()
         if self.index.needs_compaction:
             await self.reload()
+
+    def _in_daypart(self, record: campaigns.CampaignRecord, now_ms: int) -> bool:
+        return campaigns.in_daypart(
+            record, campaign_zone(record.time_zone, self.settings.zone), now_ms)
+
+    async def _dayparts(self) -> None:
+        """Every 10 s: switch dayparted campaigns on and off as their hours come and go."""
+        while not self._stopping:
+            await asyncio.sleep(10)
+            index = self.index
+            now = time.time_ns() // 1_000_000
+            for record in index.campaign_records:
+                if record is not None and record.dayparts:
+                    index.set_in_daypart(record.id, self._in_daypart(record, now))
 
     def set_gate(self, campaign_id: int, gate: int) -> None:
         """Pacing's ``GateSink``: open or close a campaign in the current index."""

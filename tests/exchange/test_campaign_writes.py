@@ -4,11 +4,15 @@ Idempotency-Key on create, the audit log, and failed writes that change nothing.
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import httpx
+import msgspec
 import redis
 
-from exchange import keys
+from auction.selection import CAMP_LIVE
+from exchange import campaigns, keys
 from exchange.app import Exchange
 from tests.exchange.conftest import OP, campaign_body, new_advertiser, seed_catalog, wait_for
 
@@ -197,3 +201,49 @@ async def test_bulk_bids_apply_all_or_nothing_and_reach_the_auction(
     over = await client.put(path, headers=owner, json={"upsert": [
         {"sku": f"B-{i}", "bid": "0.5"} for i in range(10_001)]})
     assert over.status_code == 400 and over.json()["error"]["field"] == "upsert"
+
+
+async def test_dayparting_switches_the_campaign_by_local_hour(
+        client: httpx.AsyncClient, exchange_app: Exchange) -> None:
+    zone = "Asia/Tokyo"
+    now = datetime.now(ZoneInfo(zone))
+    weekday = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[now.weekday()]
+    other_hours = [h for h in range(24) if h != now.hour]
+    cid, owner, _ = await _setup(client, schedule={"time_zone": zone, "dayparts": [
+        {"weekdays": [weekday], "hours": other_hours}]})
+    index = exchange_app.runtime.index
+    await wait_for(lambda: int(cid[4:]) in index.campaign_slot)
+    slot = index.campaign_slot[int(cid[4:])]
+    assert index.campaigns[slot, CAMP_LIVE] == 0  # this hour is off
+    shown = (await client.get(f"/v1/campaigns/{cid}", headers=owner)).json()["schedule"]
+    assert shown["dayparts"] == [{"weekdays": [weekday], "hours": other_hours}]
+    r = await client.patch(f"/v1/campaigns/{cid}", headers=owner, json={"schedule": {
+        "time_zone": zone, "dayparts": [{"weekdays": [weekday], "hours": [now.hour]}]}})
+    assert r.status_code == 200, r.text
+    await wait_for(lambda: index.campaigns[slot, CAMP_LIVE] == 1)
+    for bad, field in ((25, "schedule.dayparts[0].hours[0]"), (None, None)):
+        if bad is None:
+            body = {"dayparts": [{"weekdays": [], "hours": [1]}]}
+            field = "schedule.dayparts[0].weekdays"
+        else:
+            body = {"dayparts": [{"hours": [bad]}]}
+        r = await client.patch(f"/v1/campaigns/{cid}", headers=owner, json={"schedule": body})
+        assert r.status_code == 400 and r.json()["error"]["field"] == field, r.text
+
+
+def test_in_daypart_uses_the_campaign_zone() -> None:
+    body = campaigns.CampaignIn(name="x", budget=campaigns.Budget(daily="1.00"),
+                                schedule=campaigns.Schedule(dayparts=[campaigns.Daypart(
+                                    weekdays=["mon"], hours=[9])]))
+    record = campaigns.build_record(body, campaign_id=1, advertiser_id=1, pids={},
+                                    created_ms=0, version=1)
+    monday_9_tokyo = int(datetime(2026, 11, 23, 9, 30, tzinfo=ZoneInfo("Asia/Tokyo"))
+                         .timestamp() * 1000)
+    assert campaigns.in_daypart(record, ZoneInfo("Asia/Tokyo"), monday_9_tokyo)
+    assert not campaigns.in_daypart(record, ZoneInfo("UTC"), monday_9_tokyo)  # 00:30 UTC
+    assert not campaigns.in_daypart(record, ZoneInfo("Asia/Tokyo"), monday_9_tokyo + 3_600_000)
+    everything = campaigns.build_record(
+        msgspec.structs.replace(body, schedule=campaigns.Schedule(dayparts=[
+            campaigns.Daypart(hours=list(range(24)))])),
+        campaign_id=1, advertiser_id=1, pids={}, created_ms=0, version=1)
+    assert everything.dayparts == []  # every hour of every day: no dayparting at all
