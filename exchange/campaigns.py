@@ -19,6 +19,7 @@ from exchange import clock, keys
 from exchange.catalog import Sku
 from exchange.errors import BadRequest, Conflict, NotFound
 from exchange.money import MoneyError, format_micros, parse_micros
+from exchange.tokenizer import phrase
 
 Status = Literal["draft", "active", "paused", "ended", "archived"]
 Kind = Literal["sponsored_product", "display"]
@@ -45,8 +46,22 @@ class Segments(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     exclude: list[Label] = []
 
 
+MatchType = Literal["broad", "phrase", "exact"]
+
+
+class KeywordMatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A keyword with its match type: ``broad`` (any of its words, ranked by how many),
+    ``phrase`` (its words, in order, inside the query), ``exact`` (the query is it)."""
+
+    text: Keyword
+    match: MatchType = "broad"
+
+
 class Targeting(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    keywords: list[Keyword] = []
+    # A plain string is a broad-match keyword.
+    keywords: Annotated[list[Keyword | KeywordMatch], msgspec.Meta(max_length=1000)] = []
+    # Queries containing any of these (as a phrase) never show the campaign.
+    negative_keywords: Annotated[list[Keyword], msgspec.Meta(max_length=1000)] = []
     categories: list[Label] = []
     segments: Segments = msgspec.field(default_factory=Segments)
     stores: list[Label] = []
@@ -129,7 +144,10 @@ class CampaignRecord(msgspec.Struct, kw_only=True, gc=False):
     total_budget_micros: int  # 0 = no lifetime limit
     pacing: Pacing
     bids: list[BidRecord]
-    keywords: list[str] = []
+    keywords: list[str] = []  # broad match, as the advertiser wrote them (lower case)
+    phrase_keywords: list[str] = []  # normalised token phrases (tokenizer.phrase)
+    exact_keywords: list[str] = []
+    negative_keywords: list[str] = []
     categories: list[str] = []
     segments_include: list[str] = []
     segments_exclude: list[str] = []
@@ -222,6 +240,18 @@ def check_transition(before: str | None, after: str) -> None:
         allowed = ", ".join(sorted(TRANSITIONS[before])) or "nothing"
         raise Conflict(f"status cannot go from {before!r} to {after!r} (allowed: {allowed})",
                        field="status", code="invalid_transition")
+
+
+def _phrases(texts: list[str], field: str) -> list[str]:
+    """Keywords as the index matches them (``tokenizer.phrase``); one with no matchable
+    word (only stop words or punctuation) could never match, so it is refused."""
+    out: list[str] = []
+    for text in texts:
+        normal = phrase(text)
+        if not normal:
+            raise BadRequest(f"{text!r} has no word a query could match", field=field)
+        out.append(normal)
+    return list(dict.fromkeys(out))
 
 
 def _daypart_masks(parts: list[Daypart] | None) -> list[int]:
@@ -317,6 +347,13 @@ def build_record(
         except ValueError as exc:
             raise BadRequest(str(exc), field="schedule.time_zone") from exc
     t = body.targeting
+    matched: dict[str, list[str]] = {"phrase": [], "exact": []}
+    broad: list[str] = []
+    for k in t.keywords:
+        if isinstance(k, str) or k.match == "broad":
+            broad.append(k if isinstance(k, str) else k.text)
+        else:
+            matched[k.match].append(k.text)
     return CampaignRecord(
         id=campaign_id,
         advertiser_id=advertiser_id,
@@ -327,7 +364,10 @@ def build_record(
         total_budget_micros=total,
         pacing=body.pacing,
         bids=bids,
-        keywords=list(dict.fromkeys(k.strip().lower() for k in t.keywords if k.strip())),
+        keywords=list(dict.fromkeys(k.strip().lower() for k in broad if k.strip())),
+        phrase_keywords=_phrases(matched["phrase"], "targeting.keywords"),
+        exact_keywords=_phrases(matched["exact"], "targeting.keywords"),
+        negative_keywords=_phrases(t.negative_keywords, "targeting.negative_keywords"),
         categories=list(dict.fromkeys(t.categories)),
         segments_include=list(dict.fromkeys(t.segments.include)),
         segments_exclude=list(dict.fromkeys(t.segments.exclude)),
@@ -364,7 +404,10 @@ def to_input(record: CampaignRecord) -> CampaignIn:
         pacing=record.pacing,
         products=[ProductBid(sku=b.sku, bid=format_micros(b.bid_micros)) for b in record.bids],
         targeting=Targeting(
-            keywords=record.keywords,
+            keywords=[*record.keywords,
+                      *(KeywordMatch(text=k, match="phrase") for k in record.phrase_keywords),
+                      *(KeywordMatch(text=k, match="exact") for k in record.exact_keywords)],
+            negative_keywords=record.negative_keywords,
             categories=record.categories,
             segments=Segments(include=record.segments_include, exclude=record.segments_exclude),
             stores=record.stores,

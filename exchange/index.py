@@ -98,6 +98,11 @@ class Index:
         self._product_rows: dict[int, list[int]] = {}
         self._by_token: dict[str, _Postings] = {}
         self._by_category: dict[str, _Postings] = {}
+        # Keyword match types: normalised phrase -> campaign slots (see ``_keywords``).
+        self._phrase: dict[str, set[int]] = {}
+        self._exact: dict[str, set[int]] = {}
+        self._negative: dict[str, set[int]] = {}
+        self._keywords_of: dict[int, list[tuple[dict[str, set[int]], str]]] = {}
         self._query_cache: dict[str, Retrieval] = {}
         self._common: dict[str, int] = {}       # token -> bit (0..127)
         self._blocks: dict[str, np.ndarray] = {}
@@ -197,6 +202,7 @@ class Index:
         camp[CAMP_END_MS] = record.end_ms
         camp[CAMP_ID] = record.id
         camp[CAMP_LIVE] = self._is_live(record)
+        self._register_keywords(slot, record)
         kw_tokens = [t for kw in record.keywords for t in tokens(kw)]
         target_cats = [c for cat in record.categories for c in category_path(cat)]
         bids = [b for b in record.bids if b.pid in self.products]
@@ -222,6 +228,53 @@ class Index:
             for cat in dict.fromkeys((*self._product_cats[b.pid], *target_cats)):
                 self._postings(self._by_category, cat).add(r)
         self._changed()
+
+    def _register_keywords(self, slot: int, record: CampaignRecord) -> None:
+        for table, ph in self._keywords_of.pop(slot, ()):
+            slots = table.get(ph)
+            if slots is not None:
+                slots.discard(slot)
+                if not slots:
+                    del table[ph]
+        mine = [(table, ph) for table, phrases in ((self._phrase, record.phrase_keywords),
+                                                   (self._exact, record.exact_keywords),
+                                                   (self._negative, record.negative_keywords))
+                for ph in phrases]
+        for table, ph in mine:
+            table.setdefault(ph, set()).add(slot)
+        if mine:
+            self._keywords_of[slot] = mine
+
+    def _keywords(self, toks: list[str], cand: np.ndarray, n_extra: int
+                  ) -> tuple[np.ndarray, int]:
+        """Apply phrase, exact and negative keywords to a query's candidates.
+
+        A campaign whose phrase keyword is inside the query (as consecutive match tokens),
+        or whose exact keyword is the query, gets all its rows as candidates with every
+        query token matched (rows repeated ``len(toks)`` times in the counted part). A
+        campaign with a negative keyword inside the query loses all its rows. Paid once
+        per distinct query: the result is cached with the query.
+        """
+        if not (self._phrase or self._exact or self._negative) or not toks:
+            return cand, n_extra
+        grams = {" ".join(toks[i:j]) for i in range(len(toks))
+                 for j in range(i + 1, min(len(toks), i + 8) + 1)}
+        negative = set().union(*(self._negative.get(g, ()) for g in grams))
+        matched = set().union(*(self._phrase.get(g, ()) for g in grams),
+                              self._exact.get(" ".join(toks), ()))
+        matched -= negative
+        if not negative and not matched:
+            return cand, n_extra
+        counted, extra = cand[: len(cand) - n_extra], cand[len(cand) - n_extra:]
+        if negative:
+            banned = np.array(sorted(negative), dtype=np.int64)
+            counted = counted[~np.isin(self.rows[counted, ROW_CAMPAIGN], banned)]
+            extra = extra[~np.isin(self.rows[extra, ROW_CAMPAIGN], banned)]
+        added = [r for slot in sorted(matched) for r in self._campaign_rows[slot]]
+        if added:
+            counted = np.concatenate([counted, np.tile(np.array(added, dtype=np.int64),
+                                                       len(toks))])
+        return np.concatenate([counted, extra]), len(extra)
 
     def _kill_rows(self, slot: int) -> None:
         old = self._campaign_rows[slot]
@@ -306,6 +359,7 @@ class Index:
             cand = parts[0]
         else:
             cand = np.concatenate(parts)
+        cand, n_extra = self._keywords(toks, cand, n_extra)
         found = Retrieval(cand, len(toks), _words(bits), n_extra)
         if len(self._query_cache) >= _QUERY_CACHE_MAX:
             self._query_cache.clear()

@@ -34,6 +34,12 @@ def tokens(text: str) -> list[str]:
     return out
 
 
+def phrase(text: str) -> str:
+    """``text``'s match tokens joined by spaces: how phrase, exact and negative keywords
+    are stored and how a query's n-grams are looked up."""
+    return " ".join(tokens(text))
+
+
 def category_path(category: str) -> list[str]:
     """``"Dairy > Milk > Oat milk"`` -> its normalised ancestors, root first."""
     parts = [p.strip().lower() for p in category.split(">") if p.strip()]
