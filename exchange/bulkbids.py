@@ -11,11 +11,18 @@ without re-validating the unchanged rows, so 10,000 rows cost one SKU lookup rou
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import msgspec
 
-from exchange.campaigns import MAX_BID_MICROS, MAX_PRODUCTS, BidRecord, CampaignRecord, ProductBid
+from exchange.campaigns import (
+    MAX_PRODUCTS,
+    BidRecord,
+    CampaignRecord,
+    ProductBid,
+    check_bid,
+)
 from exchange.catalog import Sku
 from exchange.errors import BadRequest
 from exchange.money import MoneyError, parse_micros
@@ -38,10 +45,13 @@ class BulkResult(msgspec.Struct, kw_only=True):
     products: int  # SKUs the campaign bids on now
 
 
-def merge(record: CampaignRecord, body: BulkBids, pids: dict[str, int]
+def merge(record: CampaignRecord, body: BulkBids, pids: dict[str, int],
+          limits: Callable[[int], tuple[int, int]] | None = None
           ) -> tuple[list[BidRecord], BulkResult]:
     """The campaign's new bid list, or BadRequest naming every bad row (``pids``: the
-    catalogue's product id of each SKU in the request that exists)."""
+    catalogue's product id of each SKU in the request that exists; ``limits``: the
+    retailer's (min, max) bid of a product). A row without a bid takes the campaign's
+    default bid."""
     details: list[dict[str, str]] = []
 
     def bad(field: str, code: str, message: str) -> None:
@@ -49,7 +59,7 @@ def merge(record: CampaignRecord, body: BulkBids, pids: dict[str, int]
             details.append({"field": field, "code": code, "message": message})
 
     seen: dict[str, int] = {}
-    parsed: list[tuple[str, int, int]] = []  # (sku, pid, micros)
+    parsed: list[tuple[str, int, int, bool]] = []  # (sku, pid, micros, explicit)
     for i, row in enumerate(body.upsert):
         if row.sku in seen:
             bad(f"upsert[{i}].sku", "duplicate_sku", f"{row.sku!r} is also upsert[{seen[row.sku]}]")
@@ -58,17 +68,28 @@ def merge(record: CampaignRecord, body: BulkBids, pids: dict[str, int]
         pid = pids.get(row.sku)
         if pid is None:
             bad(f"upsert[{i}].sku", "unknown_sku", f"no product {row.sku!r} in the catalogue")
-        try:
-            micros = parse_micros(row.bid)
-        except MoneyError as exc:
-            bad(f"upsert[{i}].bid", "invalid_money", str(exc))
-            continue
+        if row.bid is None:
+            if not record.default_bid_micros:
+                bad(f"upsert[{i}].bid", "missing_bid", "needs a bid (no default_bid)")
+                continue
+            micros = record.default_bid_micros
+        else:
+            try:
+                micros = parse_micros(row.bid)
+            except MoneyError as exc:
+                bad(f"upsert[{i}].bid", "invalid_money", str(exc))
+                continue
         if micros <= 0:
             bad(f"upsert[{i}].bid", "invalid_money", "must be greater than zero")
-        elif micros > MAX_BID_MICROS:
-            bad(f"upsert[{i}].bid", "invalid_money", "above the maximum of 1000.00")
-        elif pid is not None:
-            parsed.append((row.sku, pid, micros))
+            continue
+        if pid is None:
+            continue
+        try:
+            check_bid(micros, limits(pid) if limits else None, f"upsert[{i}].bid")
+        except BadRequest as exc:
+            bad(f"upsert[{i}].bid", exc.code, exc.message)
+            continue
+        parsed.append((row.sku, pid, micros, row.bid is not None))
     removing: set[str] = set()
     for i, sku in enumerate(body.remove):
         if sku in seen:
@@ -79,7 +100,7 @@ def merge(record: CampaignRecord, body: BulkBids, pids: dict[str, int]
 
     current = {b.sku: b for b in record.bids}
     added = updated = unchanged = 0
-    for sku, _, micros in parsed:
+    for sku, _, micros, _ in parsed:
         old = current.get(sku)
         if old is None:
             added += 1
@@ -97,8 +118,8 @@ def merge(record: CampaignRecord, body: BulkBids, pids: dict[str, int]
                          field=details[0]["field"], code="invalid_rows", details=details)
 
     merged = {sku: b for sku, b in current.items() if sku not in removing}
-    for sku, pid, micros in parsed:
-        merged[sku] = BidRecord(sku, pid, micros)
+    for sku, pid, micros, explicit in parsed:
+        merged[sku] = BidRecord(sku, pid, micros, explicit)
     result = BulkResult(campaign_id="", version=0, added=added, updated=updated,
                         unchanged=unchanged, removed=removed, products=len(merged))
     return list(merged.values()), result

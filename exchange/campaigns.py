@@ -8,6 +8,7 @@ from which every worker patches its index.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
@@ -36,9 +37,9 @@ class Budget(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defa
     total: str | None = None
 
 
-class ProductBid(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class ProductBid(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
     sku: Sku
-    bid: str
+    bid: str | None = None  # None: the campaign's default_bid
 
 
 class Segments(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -100,6 +101,7 @@ class CampaignIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     status: Status = "draft"
     budget: Budget
     pacing: Pacing = "even"
+    default_bid: str | None = None  # for products listed without their own bid
     products: Annotated[list[ProductBid], msgspec.Meta(max_length=MAX_PRODUCTS)] = []
     targeting: Targeting = msgspec.field(default_factory=Targeting)
     frequency_cap: FrequencyCap | None = None
@@ -114,6 +116,7 @@ class CampaignPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     status: Status | msgspec.UnsetType = msgspec.UNSET
     budget: Budget | msgspec.UnsetType = msgspec.UNSET
     pacing: Pacing | msgspec.UnsetType = msgspec.UNSET
+    default_bid: str | msgspec.UnsetType | None = msgspec.UNSET
     products: Annotated[list[ProductBid], msgspec.Meta(max_length=MAX_PRODUCTS)] | (
         msgspec.UnsetType
     ) = msgspec.UNSET
@@ -129,6 +132,7 @@ class BidRecord(msgspec.Struct, array_like=True, frozen=True, gc=False):
     sku: str
     pid: int
     bid_micros: int
+    explicit: bool = True  # False: the campaign's default bid (follows it when it changes)
 
 
 class CampaignRecord(msgspec.Struct, kw_only=True, gc=False):
@@ -144,6 +148,7 @@ class CampaignRecord(msgspec.Struct, kw_only=True, gc=False):
     total_budget_micros: int  # 0 = no lifetime limit
     pacing: Pacing
     bids: list[BidRecord]
+    default_bid_micros: int = 0  # 0 = none
     keywords: list[str] = []  # broad match, as the advertiser wrote them (lower case)
     phrase_keywords: list[str] = []  # normalised token phrases (tokenizer.phrase)
     exact_keywords: list[str] = []
@@ -176,6 +181,7 @@ class CampaignOut(msgspec.Struct, kw_only=True, omit_defaults=True):
     status: Status
     budget: Budget
     pacing: Pacing
+    default_bid: str | None = None
     products: list[ProductBid]
     targeting: Targeting
     frequency_cap: FrequencyCap | None = None
@@ -240,6 +246,21 @@ def check_transition(before: str | None, after: str) -> None:
         allowed = ", ".join(sorted(TRANSITIONS[before])) or "nothing"
         raise Conflict(f"status cannot go from {before!r} to {after!r} (allowed: {allowed})",
                        field="status", code="invalid_transition")
+
+
+def check_bid(bid: int, limits: tuple[int, int] | None, field: str) -> None:
+    """A bid within the typo guard and the retailer's limits for its product, or 400."""
+    if bid > MAX_BID_MICROS:
+        raise BadRequest("bid above the maximum of 1000.00", field=field)
+    if limits is None:
+        return
+    low, high = limits
+    if bid < low:
+        raise BadRequest(f"bid below this category's floor of {format_micros(low)}",
+                         field=field, code="bid_below_floor")
+    if bid > high:
+        raise BadRequest(f"bid above this category's ceiling of {format_micros(high)}",
+                         field=field, code="bid_above_ceiling")
 
 
 def _phrases(texts: list[str], field: str) -> list[str]:
@@ -314,14 +335,20 @@ def build_record(
     pids: dict[str, int],
     created_ms: int,
     version: int,
+    limits: Callable[[int], tuple[int, int]] | None = None,
 ) -> CampaignRecord:
-    """Validate ``body`` as a whole and turn it into a record (``pids``: sku -> pid)."""
+    """Validate ``body`` as a whole and turn it into a record (``pids``: sku -> pid;
+    ``limits``: the retailer's (min, max) bid for a product id, see ``bidlimits``)."""
     daily = _money(body.budget.daily, "budget.daily")
     total = 0 if body.budget.total is None else _money(body.budget.total, "budget.total")
     if total and total < daily:
         raise BadRequest("total budget is below the daily budget", field="budget.total")
     if body.kind == "sponsored_product" and body.status == "active" and not body.products:
         raise BadRequest("an active sponsored_product campaign needs products", field="products")
+    default_bid = (_money(body.default_bid, "default_bid") if body.default_bid is not None
+                   else 0)
+    if default_bid > MAX_BID_MICROS:
+        raise BadRequest("bid above the maximum of 1000.00", field="default_bid")
     bids: list[BidRecord] = []
     seen: set[str] = set()
     for i, pb in enumerate(body.products):
@@ -331,10 +358,12 @@ def build_record(
         pid = pids.get(pb.sku)
         if pid is None:
             raise BadRequest(f"unknown sku {pb.sku!r}", field=f"products[{i}].sku")
-        bid = _money(pb.bid, f"products[{i}].bid")
-        if bid > MAX_BID_MICROS:
-            raise BadRequest("bid above the maximum of 1000.00", field=f"products[{i}].bid")
-        bids.append(BidRecord(pb.sku, pid, bid))
+        if pb.bid is None and not default_bid:
+            raise BadRequest("needs a bid (or the campaign a default_bid)",
+                             field=f"products[{i}].bid")
+        bid = _money(pb.bid, f"products[{i}].bid") if pb.bid is not None else default_bid
+        check_bid(bid, limits(pid) if limits else None, f"products[{i}].bid")
+        bids.append(BidRecord(pb.sku, pid, bid, pb.bid is not None))
     start_ms = _ms(body.schedule.start if body.schedule else None, "schedule.start")
     end_ms = _ms(body.schedule.end if body.schedule else None, "schedule.end")
     if start_ms and end_ms and end_ms <= start_ms:
@@ -364,6 +393,7 @@ def build_record(
         total_budget_micros=total,
         pacing=body.pacing,
         bids=bids,
+        default_bid_micros=default_bid,
         keywords=list(dict.fromkeys(k.strip().lower() for k in broad if k.strip())),
         phrase_keywords=_phrases(matched["phrase"], "targeting.keywords"),
         exact_keywords=_phrases(matched["exact"], "targeting.keywords"),
@@ -402,7 +432,10 @@ def to_input(record: CampaignRecord) -> CampaignIn:
             total=format_micros(record.total_budget_micros) if record.total_budget_micros else None,
         ),
         pacing=record.pacing,
-        products=[ProductBid(sku=b.sku, bid=format_micros(b.bid_micros)) for b in record.bids],
+        default_bid=format_micros(record.default_bid_micros) if record.default_bid_micros
+        else None,
+        products=[ProductBid(sku=b.sku, bid=format_micros(b.bid_micros) if b.explicit else None)
+                  for b in record.bids],
         targeting=Targeting(
             keywords=[*record.keywords,
                       *(KeywordMatch(text=k, match="phrase") for k in record.phrase_keywords),
@@ -442,6 +475,7 @@ def to_out(record: CampaignRecord, spend_today: int, spend_total: int) -> Campai
         status=body.status,
         budget=body.budget,
         pacing=body.pacing,
+        default_bid=body.default_bid,
         products=body.products,
         targeting=body.targeting,
         frequency_cap=body.frequency_cap,

@@ -21,6 +21,7 @@ from starlette.requests import Request
 
 from auction.selection import warm_up
 from exchange import campaigns, catalog, changes, keys
+from exchange.bidlimits import load_bid_limits
 from exchange.clock import business_day, campaign_zone
 from exchange.complements import load_complements
 from exchange.events import EventLog
@@ -66,6 +67,7 @@ class Runtime:
             lease_ttl_ms=settings.pacing_lease_ttl_ms,
             window_ms=settings.pacing_in_flight_s * 1000))
         self.metrics = Metrics(gauges=self._gauges, pacing=self.pacer)
+        self.bid_limits = load_bid_limits(settings.resolve(settings.bid_limits_file))
         self.givt = GivtFilter.from_config(settings.resolve(settings.givt_file))
         # A sync keeps the (single-threaded) Redis busy ~8 µs per source: cap it so a burst
         # of distinct sources never stalls other clients for more than ~40 ms.
@@ -199,6 +201,11 @@ class Runtime:
             for record in index.campaign_records:
                 if record is not None and record.dayparts:
                     index.set_in_daypart(record.id, self._in_daypart(record, now))
+
+    def limits_of(self, pid: int) -> tuple[int, int]:
+        """The retailer's (min, max) bid for a product (by its category; this worker's
+        index knows the catalogue)."""
+        return self.bid_limits.for_categories(self.index.product_categories(pid))
 
     def set_gate(self, campaign_id: int, gate: int) -> None:
         """Pacing's ``GateSink``: open or close a campaign in the current index."""

@@ -61,6 +61,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_slots: Annotated[int, msgspec.Meta(ge=1, le=50)] = 10
     placements_file: str = "config/placements.toml"
     complements_file: str = "config/complements.toml"
+    bid_limits_file: str = "config/bid_limits.toml"
     # Base of tracking URLs (e.g. https://ads.example.com); empty: the request's Host.
     public_url: str = ""
     # Where a click on an unreadable token lands (the storefront's home page).

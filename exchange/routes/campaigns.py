@@ -75,7 +75,7 @@ async def create_campaign(request: Request) -> Response:
         pids = await _pids(rt, body)
         # Validate before taking an id, so a rejected body leaves no trace.
         campaigns.build_record(body, campaign_id=0, advertiser_id=advertiser_id, pids=pids,
-                               created_ms=0, version=1)
+                               created_ms=0, version=1, limits=rt.limits_of)
     except ApiError:
         if claim is not None:
             await claim.release()
@@ -83,7 +83,7 @@ async def create_campaign(request: Request) -> Response:
     campaign_id = int(await rt.client.incr(keys.SEQ_CAMPAIGN))
     now = int(time.time() * 1000)
     record = campaigns.build_record(body, campaign_id=campaign_id, advertiser_id=advertiser_id,
-                                    pids=pids, created_ms=now, version=1)
+                                    pids=pids, created_ms=now, version=1, limits=rt.limits_of)
     (out,) = await _out(rt, [record])
     await _create(rt, record)
     answer = json_response(out, status=201, headers={"ETag": campaigns.etag(record)})
@@ -169,7 +169,7 @@ async def patch_campaign(request: Request) -> Response:
         updated = campaigns.build_record(
             body, campaign_id=record.id, advertiser_id=advertiser_id,
             pids=await _pids(rt, body), created_ms=record.created_ms,
-            version=record.version + 1)
+            version=record.version + 1, limits=rt.limits_of)
         return updated, before, campaigns.to_input(updated)
 
     updated = await _update(rt, campaign_id, advertiser_id, request.headers.get("if-match"),
@@ -192,7 +192,7 @@ async def put_bids(request: Request) -> Response:
     summary: list[bulkbids.BulkResult] = []
 
     async def change(record: CampaignRecord) -> tuple[CampaignRecord, Any, Any]:
-        bids, result = bulkbids.merge(record, body, pids)
+        bids, result = bulkbids.merge(record, body, pids, rt.limits_of)
         summary[:] = [result]
         updated = msgspec.structs.replace(record, bids=bids, version=record.version + 1,
                                           updated_ms=int(time.time() * 1000))

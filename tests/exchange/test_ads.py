@@ -117,10 +117,10 @@ async def test_bid_change_reaches_the_auction(client: httpx.AsyncClient,
     await wait_for(lambda: serving(exchange_app) == 2)
     first = (await client.post("/v1/ads", json=_search("oat milk"))).json()["ads"]
     assert first[0]["sku"] == "OAT-3"
+    version = rt.index.version  # before the write: the feed may apply it at once
     r = await client.patch(f"/v1/campaigns/{cid}", headers=adv,
                            json={"products": [{"sku": "OAT-1", "bid": "2.00"}]})
     assert r.status_code == 200
-    version = rt.index.version
     await wait_for(lambda: rt.index.version > version, timeout=1.0)
     again = (await client.post("/v1/ads", json=_search("oat milk"))).json()["ads"]
     assert again[0]["sku"] == "OAT-1"

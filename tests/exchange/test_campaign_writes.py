@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
 import msgspec
+import pytest
 import redis
 
 from auction.selection import CAMP_LIVE
 from exchange import campaigns, keys
 from exchange.app import Exchange
+from exchange.bidlimits import load_bid_limits
+from exchange.settings import SettingsError
 from tests.exchange.conftest import OP, campaign_body, new_advertiser, seed_catalog, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def _setup(client: httpx.AsyncClient, **overrides: object
@@ -247,3 +253,64 @@ def test_in_daypart_uses_the_campaign_zone() -> None:
             campaigns.Daypart(hours=list(range(24)))])),
         campaign_id=1, advertiser_id=1, pids={}, created_ms=0, version=1)
     assert everything.dayparts == []  # every hour of every day: no dayparting at all
+
+
+LIMITS = """
+[categories."Dairy & Eggs"]
+min_bid = "0.30"
+max_bid = "2.00"
+
+[categories."Dairy & Eggs > Milk > Oat Milk"]
+min_bid = "0.40"
+"""
+
+
+async def test_bids_respect_the_retailers_limits_and_default_bid(
+        client: httpx.AsyncClient, exchange_app: Exchange, tmp_path: Path) -> None:
+    (tmp_path / "limits.toml").write_text(LIMITS)
+    exchange_app.runtime.bid_limits = load_bid_limits(tmp_path / "limits.toml")
+    await seed_catalog(client)
+    owner = await new_advertiser(client)
+    low = await client.post("/v1/campaigns", headers=owner, json=campaign_body(
+        products=[{"sku": "OAT-1", "bid": "0.80"}, {"sku": "OAT-2", "bid": "0.35"}]))
+    assert low.status_code == 400
+    assert (low.json()["error"]["field"], low.json()["error"]["code"]) == (
+        "products[1].bid", "bid_below_floor")  # the leaf's 0.40 beats the department's
+    high = await client.post("/v1/campaigns", headers=owner, json=campaign_body(
+        products=[{"sku": "OAT-1", "bid": "2.50"}]))
+    assert high.json()["error"]["code"] == "bid_above_ceiling"
+    r = await client.post("/v1/campaigns", headers=owner, json=campaign_body(
+        default_bid="0.50", products=[{"sku": "OAT-1"}, {"sku": "OAT-2", "bid": "0.90"}]))
+    assert r.status_code == 201, r.text
+    cid = r.json()["id"]
+    assert r.json()["products"] == [{"sku": "OAT-1"}, {"sku": "OAT-2", "bid": "0.90"}]
+    # The default moves the SKUs that follow it, not those with their own bid.
+    r = await client.patch(f"/v1/campaigns/{cid}", headers=owner, json={"default_bid": "0.60"})
+    assert r.status_code == 200, r.text
+    record = campaigns.decode_record(
+        await exchange_app.runtime.client.get(keys.campaign(int(cid[4:]))))
+    assert [(b.sku, b.bid_micros) for b in record.bids] == [("OAT-1", 600_000),
+                                                            ("OAT-2", 900_000)]
+    # Dropping the default while a SKU relies on it names that SKU.
+    r = await client.patch(f"/v1/campaigns/{cid}", headers=owner, json={"default_bid": None})
+    assert r.status_code == 400 and r.json()["error"]["field"] == "products[0].bid"
+    bulk = await client.put(f"/v1/campaigns/{cid}/bids", headers=owner, json={"upsert": [
+        {"sku": "OAT-3"}, {"sku": "OAT-1", "bid": "0.10"}]})
+    assert bulk.status_code == 400
+    assert [(d["field"], d["code"]) for d in bulk.json()["error"]["details"]] == [
+        ("upsert[1].bid", "bid_below_floor")]
+    bulk = await client.put(f"/v1/campaigns/{cid}/bids", headers=owner,
+                            json={"upsert": [{"sku": "OAT-3"}]})
+    assert bulk.status_code == 200 and bulk.json()["added"] == 1
+
+
+def test_a_bad_bid_limits_file_names_the_problem(tmp_path: Path) -> None:
+    for text, needle in (('[categories."A"]\nmin_bid = "2"\nmax_bid = "1"\n', "min <= max"),
+                         ('[categories."A"]\nmin_bid = "abc"\n', "'A'"),
+                         ('[categories."A"]\nfloor = "1"\n', "floor"),
+                         ('[categories." > "]\nmin_bid = "1"\n', "empty category")):
+        (tmp_path / "l.toml").write_text(text)
+        with pytest.raises(SettingsError, match=needle):
+            load_bid_limits(tmp_path / "l.toml")
+    assert load_bid_limits(ROOT / "config" / "bid_limits.toml").for_category(
+        "Electronics > TV") == (150_000, 25_000_000)

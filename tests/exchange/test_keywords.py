@@ -43,18 +43,19 @@ async def test_exact_phrase_and_negative_keywords(client: httpx.AsyncClient,
     assert "COF-1" not in await _skus(client, "cheap oat milk")  # exact: the whole query
     assert await _skus(client, "barista oat milk") == []  # not exact; Alpro's negative
 
+    version = exchange_app.runtime.index.version
     r = await client.patch(f"/v1/campaigns/{cof}", headers=coffee, json={"targeting": {
         "keywords": [{"text": "oat milk", "match": "phrase"}]}})
     assert r.status_code == 200, r.text
-    version = exchange_app.runtime.index.version
     await wait_for(lambda: exchange_app.runtime.index.version > version)
     assert "COF-1" in await _skus(client, "cheap oat milk")  # phrase: inside the query
     assert "COF-1" not in await _skus(client, "milk oat")  # ... in order
     assert "COF-1" not in await _skus(client, "oat drink")
 
+    version = exchange_app.runtime.index.version
     r = await client.patch(f"/v1/campaigns/{cof}", headers=coffee, json={"targeting": {
         "keywords": ["oat milk"]}})  # broad: any of the words
-    version = exchange_app.runtime.index.version
+    assert r.status_code == 200, r.text
     await wait_for(lambda: exchange_app.runtime.index.version > version)
     assert "COF-1" in await _skus(client, "milk oat")
 
