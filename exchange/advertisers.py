@@ -1,22 +1,21 @@
-"""Advertisers and their API keys.
+"""Advertisers, created with their first API key.
 
-Keys are random 32-byte tokens shown once at creation; only their SHA-256 is stored
-(``ex:apikeys`` maps hash -> advertiser id), so a leaked store leaks no usable key.
+Keys are random 32-byte tokens shown once at creation; only their SHA-256 is stored, so a
+leaked store leaks no usable key. An advertiser may hold several keys (``exchange.apikeys``
+issues, lists, revokes and authenticates them).
 """
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 import time
 from typing import Annotated
 
 import msgspec
 import redis.asyncio as aioredis
 
-from exchange import keys
-
-KEY_PREFIX = "ek_"
+from exchange import apikeys, keys
+from exchange.apikeys import KEY_PREFIX as KEY_PREFIX  # re-exported: auth, demo loader
+from exchange.apikeys import hash_key as hash_key
 
 
 class AdvertiserIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -35,6 +34,7 @@ class AdvertiserCreated(msgspec.Struct, kw_only=True):
     id: str
     name: str
     api_key: str
+    key_id: str
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -53,12 +53,14 @@ def public_id(advertiser_id: int) -> str:
     return f"adv_{advertiser_id}"
 
 
-def hash_key(api_key: str) -> str:
-    return hashlib.sha256(api_key.encode()).hexdigest()
+def parse_public_id(text: str) -> int | None:
+    if text.startswith("adv_") and text[4:].isdigit() and len(text) < 24:
+        return int(text[4:])
+    return None
 
 
-def new_api_key() -> str:
-    return KEY_PREFIX + secrets.token_urlsafe(32)
+async def exists(client: aioredis.Redis, advertiser_id: int) -> bool:
+    return bool(await client.hexists(keys.ADVERTISERS, str(advertiser_id)))
 
 
 async def create(client: aioredis.Redis, body: AdvertiserIn) -> AdvertiserCreated:
@@ -66,17 +68,15 @@ async def create(client: aioredis.Redis, body: AdvertiserIn) -> AdvertiserCreate
     record = AdvertiserRecord(
         id=advertiser_id, name=body.name, domain=body.domain, created_ms=int(time.time() * 1000)
     )
-    api_key = new_api_key()
     pipe = client.pipeline(transaction=True)
     pipe.hset(keys.ADVERTISERS, str(advertiser_id), encode_record(record))
-    pipe.hset(keys.API_KEYS, hash_key(api_key), str(advertiser_id))
+    key = apikeys.stage(pipe, advertiser_id, None, record.created_ms)
     await pipe.execute()
-    return AdvertiserCreated(id=public_id(advertiser_id), name=body.name, api_key=api_key)
+    return AdvertiserCreated(id=public_id(advertiser_id), name=body.name, api_key=key.api_key,
+                             key_id=key.id)
 
 
 async def authenticate(client: aioredis.Redis, api_key: str) -> int | None:
-    """The advertiser id owning ``api_key``, or None."""
-    if not api_key.startswith(KEY_PREFIX) or len(api_key) > 128:
-        return None
-    found = await client.hget(keys.API_KEYS, hash_key(api_key))
-    return int(found) if found is not None else None
+    """The advertiser id owning ``api_key`` (any of its live keys), or None."""
+    owner = await apikeys.identify(client, api_key)
+    return owner.advertiser_id if owner is not None else None

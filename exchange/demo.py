@@ -29,7 +29,7 @@ import msgspec
 import numpy as np
 import redis
 
-from exchange import keys
+from exchange import apikeys, keys
 from exchange.advertisers import AdvertiserRecord, hash_key
 from exchange.advertisers import encode_record as encode_advertiser
 from exchange.campaigns import BidRecord, CampaignRecord, FrequencyCap, Pacing, Status
@@ -646,6 +646,14 @@ def load(client: redis.Redis, data: DemoData) -> dict[str, int]:
         keys.API_KEYS,
         {hash_key(f"{DEMO_API_KEY_PREFIX}{a.id}"): str(a.id) for a in data.advertisers},
     )
+    for a in data.advertisers:  # the key's record: listed and revocable like any other
+        api_key = f"{DEMO_API_KEY_PREFIX}{a.id}"
+        record = apikeys.KeyRecord(secret_hash=hash_key(api_key),
+                                   prefix=api_key[: apikeys.PREFIX_CHARS], label="demo",
+                                   created_ms=a.created_ms)
+        pipe.hset(keys.advertiser_keys(a.id), apikeys.derived_key_id(record.secret_hash),
+                  apikeys.encode_record(record))
+        w.wrote()
     pipe.set(keys.SEQ_ADVERTISER, len(data.advertisers))
     w.wrote()
 

@@ -10,7 +10,8 @@ SEQ_CAMPAIGN = "ex:seq:campaign"
 SEQ_PRODUCT = "ex:seq:product"
 
 ADVERTISERS = "ex:advertisers"            # hash: advertiser id -> msgpack AdvertiserRecord
-API_KEYS = "ex:apikeys"                   # hash: sha256(api key) hex -> advertiser id
+API_KEYS = "ex:apikeys"                   # hash: sha256(api key) hex -> "<adv id>[:<key id>]"
+API_KEYS_ADOPTED = "ex:apikeys:adopted"   # string: ms when pre-key-id keys got records
 
 PRODUCT_IDS = "ex:cat:pid"                # hash: sku -> product id (int, dense from 1)
 PRODUCTS = "ex:cat:products"              # hash: product id -> msgpack ProductRecord
@@ -29,6 +30,16 @@ def campaign(campaign_id: int) -> str:
 def advertiser_campaigns(advertiser_id: int) -> str:
     """set of the advertiser's campaign ids."""
     return f"ex:adv:{advertiser_id}:cmps"
+
+
+def advertiser_keys(advertiser_id: int) -> str:
+    """hash: the advertiser's API key id -> msgpack KeyRecord (sha256 of the secret, ...)."""
+    return f"ex:adv:{advertiser_id}:keys"
+
+
+def advertiser_key_use(advertiser_id: int) -> str:
+    """hash: the advertiser's API key id -> last-used ms (written at most once a minute)."""
+    return f"ex:adv:{advertiser_id}:keyuse"
 
 
 def stock(store_id: str) -> str:
