@@ -102,7 +102,8 @@ class Exchange:
                 ua = value.decode("latin-1")
             elif name in _PURPOSE_HEADERS:
                 purpose = value.decode("latin-1")
-            elif name == b"content-length" and value.isdigit() and int(value) > self._max_body:
+            elif name == b"content-length" and value.isdigit() and (
+                    len(value) > 18 or int(value) > self._max_body):
                 await self._reply(send, 413, error_bytes(BadRequest(
                     f"body larger than {self._max_body} bytes", code="body_too_large",
                     status=413)))

@@ -11,6 +11,7 @@ from decimal import Decimal, InvalidOperation
 MICROS = 1_000_000
 _QUANTUM = Decimal("0.000001")
 MAX_MICROS = 10**15  # a billion currency units: far above any real budget
+_MAX = Decimal(MAX_MICROS) / MICROS
 
 
 class MoneyError(ValueError):
@@ -26,12 +27,12 @@ def parse_micros(text: str) -> int:
         raise MoneyError("expected a decimal string such as \"0.85\"") from exc
     if not value.is_finite() or value < 0:
         raise MoneyError("must be a finite, non-negative amount")
+    # Before quantize: a huge amount ("1e40", 30 nines) overflows its precision and raises.
+    if value > _MAX:
+        raise MoneyError("amount too large")
     if value != value.quantize(_QUANTUM):
         raise MoneyError("at most 6 decimal places")
-    micros = int(value * MICROS)
-    if micros > MAX_MICROS:
-        raise MoneyError("amount too large")
-    return micros
+    return int(value * MICROS)
 
 
 def format_micros(micros: int) -> str:

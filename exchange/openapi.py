@@ -3,12 +3,14 @@ encode, so the published schemas cannot drift from what the server accepts."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
 
 from exchange.adrequest import AdRequest, AdResponse
 from exchange.advertisers import AdvertiserCreated, AdvertiserIn
+from exchange.apikeys import KeyCreated, KeyIn, KeyList
 from exchange.audit import AuditPage
 from exchange.bulkbids import BulkBids, BulkResult
 from exchange.campaigns import CampaignIn, CampaignOut, CampaignPatch
@@ -48,6 +50,9 @@ class CampaignList(msgspec.Struct, kw_only=True):
 ERROR_CODES = [
     "malformed_json", "invalid_field", "unknown_placement", "body_too_large",
     "unauthorized", "forbidden", "not_found", "method_not_allowed", "not_ready",
+    "last_key", "too_many_keys", "invalid_transition", "precondition_failed",
+    "invalid_rows", "bid_below_floor", "bid_above_ceiling", "idempotency_key_reused",
+    "idempotency_in_progress", "conflict",
 ]
 _TYPES: list[Any] = [AdRequest, AdResponse, list[ProductIn], ProductPage, AdvertiserIn,
                      AdvertiserCreated, CampaignIn, CampaignPatch, CampaignOut, CampaignList,
@@ -77,9 +82,48 @@ def _op(summary: str, ok: int, body: dict[str, Any] | None, answer: dict[str, An
     return op
 
 
-def _header(name: str, description: str) -> dict[str, Any]:
+def _header(name: str, description: str, pattern: str | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    if pattern is not None:
+        schema["pattern"] = pattern
     return {"name": name, "in": "header", "required": False, "description": description,
-            "schema": {"type": "string"}}
+            "schema": schema}
+
+
+def _key_paths(components: dict[str, Any]) -> dict[str, Any]:
+    """API key paths: the advertiser's own (``/v1/keys``) and the operator's for any
+    advertiser; adds their schemas to ``components``."""
+    (key_in, key_list, key_created), key_components = msgspec.json.schema_components(
+        [KeyIn, KeyList, KeyCreated], ref_template="#/components/schemas/{name}")
+    components.update(key_components)
+    key_id = [{"name": "key_id", "in": "path", "required": True,
+               "schema": {"type": "string", "pattern": "^key_[0-9a-f]{16}$",
+                          "example": "key_0123456789abcdef"}}]
+    advertiser_id = [{"name": "advertiser_id", "in": "path", "required": True,
+                      "schema": {"type": "string", "pattern": "^adv_[0-9]+$",
+                                 "example": "adv_1"}}]
+
+    def ops(security: str, whose: str, params: list[dict[str, Any]]
+            ) -> tuple[dict[str, Any], dict[str, Any]]:
+        create = _op(f"Create an API key for {whose}; the secret is in this answer only",
+                     201, key_in, key_created, security)
+        create["requestBody"]["required"] = False  # no body: a key without a label
+        revoke = _op(f"Revoke one of {whose} keys: it stops authenticating at once "
+                     "(404 for an id that is not theirs; 409 last_key for their only key)",
+                     204, None, {}, security)
+        revoke["responses"]["204"] = {"description": "Revoked"}
+        listing = {"get": _op(f"List {whose} API keys (ids, prefixes, labels, created and "
+                              "last used; never a secret)", 200, None, key_list, security),
+                   "post": create}
+        if params:
+            listing = {k: {**v, "parameters": params} for k, v in listing.items()}
+        return listing, {"delete": {**revoke, "parameters": [*params, *key_id]}}
+
+    own, own_one = ops("advertiser", "the calling advertiser's", [])
+    named, named_one = ops("operator", "the advertiser's", advertiser_id)
+    return {"/v1/keys": own, "/v1/keys/{key_id}": own_one,
+            "/v1/advertisers/{advertiser_id}/keys": named,
+            "/v1/advertisers/{advertiser_id}/keys/{key_id}": named_one}
 
 
 def document() -> dict[str, Any]:
@@ -93,9 +137,11 @@ def document() -> dict[str, Any]:
     campaign_id = [{"name": "campaign_id", "in": "path", "required": True,
                     "schema": {"type": "string", "example": "cmp_1"}}]
     token = [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}]
-    listing = [{"name": n, "in": "query", "required": False, "schema": {"type": t}}
-               for n, t in (("q", "string"), ("category", "string"), ("limit", "integer"),
-                            ("cursor", "string"))]
+    # allowEmptyValue: an empty parameter (a submitted blank form field) means "not given".
+    listing = [{"name": n, "in": "query", "required": False, "allowEmptyValue": True, "schema": s}
+               for n, s in (("q", {"type": "string"}), ("category", {"type": "string"}),
+                            ("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+                            ("cursor", {"type": "string", "description": "next_cursor"}))]
     paths: dict[str, Any] = {
         "/v1/ads": {"post": _op("Sponsored-product ads for a page", 200, ad_req, ad_resp, None)},
         "/t/i/{token}": {"get": {"summary": "Impression beacon", "parameters": token,
@@ -115,7 +161,8 @@ def document() -> dict[str, Any]:
         "/v1/campaigns": {
             "post": {**_op("Create a campaign (Idempotency-Key: a retry returns the first "
                            "answer)", 201, c_in, c_out, "advertiser"),
-                     "parameters": [_header("Idempotency-Key", "1-255 printable ASCII")]},
+                     "parameters": [_header("Idempotency-Key", "1-255 printable ASCII",
+                                                    r"^[\x21-\x7e]{1,255}$")]},
             "get": _op("The advertiser's campaigns", 200, None, c_list, "advertiser"),
         },
         "/v1/campaigns/{campaign_id}": {
@@ -143,8 +190,10 @@ def document() -> dict[str, Any]:
             **_op("Daily report: impressions, clicks, spend, CTR, CPC, invalid traffic removed",
                   200, None, report, "advertiser"),
             "parameters": campaign_id + [
-                {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
-                for n in ("from", "to", "granularity")]}},
+                {"name": n, "in": "query", "required": False, "schema": s}
+                for n, s in (("from", {"type": "string", "example": "2026-11-01"}),
+                             ("to", {"type": "string", "example": "2026-11-23"}),
+                             ("granularity", {"enum": ["day"]}))]}},
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "OK"}}}},
         "/readyz": {"get": {"summary": "Readiness (index loaded, Redis up)",
                             "responses": {"200": {"description": "Ready"},
@@ -152,6 +201,7 @@ def document() -> dict[str, Any]:
         "/metrics": {"get": {"summary": "Prometheus metrics",
                              "responses": {"200": {"description": "text/plain"}}}},
     }
+    paths.update(_key_paths(components))
     return {
         "openapi": "3.1.0",
         "info": {"title": "Endcap", "version": "1",
@@ -168,3 +218,12 @@ def document() -> dict[str, Any]:
             },
         },
     }
+
+
+def deployed(placements: Iterable[str]) -> dict[str, Any]:
+    """The document as one deployment serves it: its placement ids are the enum of
+    ``AdRequest.placement`` (a client, the docs page and the fuzz test see the real ones)."""
+    doc = document()
+    doc["components"]["schemas"]["AdRequest"]["properties"]["placement"]["enum"] = \
+        sorted(placements)
+    return doc

@@ -39,7 +39,8 @@ async def read_json(request: Request, kind: type[T], max_bytes: int) -> T:
 async def read_body(request: Request, max_bytes: int) -> bytes:
     """The raw body, refused with 413 as soon as it passes ``max_bytes``."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+    if declared is not None and declared.isascii() and declared.isdigit() and (
+            len(declared) > 18 or int(declared) > max_bytes):
         raise BadRequest(f"body larger than {max_bytes} bytes", code="body_too_large",
                          status=413)
     chunks: list[bytes] = []

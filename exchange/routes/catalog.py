@@ -21,7 +21,8 @@ async def put_products(request: Request) -> Response:
     require_operator(request, rt.settings.operator_key)
     body = await read_json(request, list[catalog.ProductIn], 16 * 1024 * 1024)
     records = await catalog.upsert(rt.client, body)
-    await changes.publish(rt.client, "product", [r.pid for r in records])
+    if records:  # an empty change would make every worker rebuild its whole index
+        await changes.publish(rt.client, "product", [r.pid for r in records])
     return json_response({"upserted": len(records)})
 
 
@@ -29,7 +30,8 @@ def _int_param(request: Request, name: str, default: int, lo: int, hi: int) -> i
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not lo <= int(raw) <= hi:
+    # isascii: "²".isdigit() is true but int() refuses it; the length bounds int()'s work.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 12) or not lo <= int(raw) <= hi:
         raise BadRequest(f"{name} must be an integer in [{lo}, {hi}]", field=name)
     return int(raw)
 

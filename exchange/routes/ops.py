@@ -1,13 +1,18 @@
-"""Operations and public configuration: health, readiness, metrics, placements."""
+"""Operations and public configuration: health, readiness, metrics, placements, and the
+API reference (``/openapi.json`` and the Swagger UI page at ``/docs``)."""
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
-from exchange.openapi import document
+from exchange.openapi import deployed
 from exchange.responses import json_response
 from exchange.runtime import runtime_of
 
@@ -41,18 +46,54 @@ async def placements(request: Request) -> Response:
     ])
 
 
-_OPENAPI: bytes | None = None
-
-
 async def openapi(request: Request) -> Response:
-    global _OPENAPI
-    if _OPENAPI is None:
-        _OPENAPI = bytes(json_response(document()).body)
-    return Response(_OPENAPI, media_type="application/json")
+    state = request.app.state
+    if getattr(state, "openapi", None) is None:  # built once per app
+        state.openapi = bytes(json_response(deployed(runtime_of(request).placements)).body)
+    return Response(state.openapi, media_type="application/json")
+
+
+def _swagger_ui_assets() -> Path:
+    # Only the package's static files are used (its framework glue adds routes itself);
+    # find_spec locates them without importing it.
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("swagger-ui-py is not installed (a dependency in pyproject.toml)")
+    return Path(next(iter(spec.submodule_search_locations))) / "static"
+
+
+DOCS_ASSETS = "/docs/assets"
+# Served from the wheel's files, not a CDN: the docs work on an offline machine.
+_DOCS_PAGE = f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Endcap API</title>
+<link rel="stylesheet" href="{DOCS_ASSETS}/swagger-ui.css">
+<link rel="icon" type="image/png" href="{DOCS_ASSETS}/favicon-32x32.png" sizes="32x32">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="{DOCS_ASSETS}/swagger-ui-bundle.js"></script>
+<script>
+window.ui = SwaggerUIBundle({{
+  url: "/openapi.json", dom_id: "#swagger-ui", deepLinking: true,
+  displayRequestDuration: true, persistAuthorization: true,
+}});
+</script>
+</body>
+</html>
+"""
+
+
+async def docs(request: Request) -> Response:
+    return HTMLResponse(_DOCS_PAGE)
 
 
 routes = [
     Route("/openapi.json", openapi, methods=["GET"]),
+    Route("/docs", docs, methods=["GET"]),
+    Mount(DOCS_ASSETS, StaticFiles(directory=_swagger_ui_assets()), name="docs-assets"),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 
 from exchange.app import Exchange
@@ -67,6 +69,21 @@ async def test_catalog_rejects_bad_rows_whole(client: httpx.AsyncClient) -> None
     assert listed["items"] == []  # all-or-nothing: the good row was not written either
     missing = await client.put("/v1/catalog/products", json=[{"sku": "X"}], headers=OP)
     assert missing.status_code == 400 and missing.json()["error"]["field"] == "[0].title"
+    huge = await client.put("/v1/catalog/products", json=[dict(PRODUCTS[0], price="1e40")],
+                            headers=OP)
+    assert huge.status_code == 400 and huge.json()["error"]["field"] == "[0].price"
+
+
+async def test_odd_numbers_are_4xx_not_500(client: httpx.AsyncClient) -> None:
+    # "²".isdigit() is true but int() refuses it; int() refuses more than 4300 digits.
+    for query in ("limit=²", "cursor=" + "9" * 5000):
+        r = await client.get(f"/v1/catalog/products?{query}", headers=OP)
+        assert r.status_code == 400, (query, r.text)
+    huge = {"content-length": "9" * 5000}
+    r = await client.put("/v1/catalog/products", content=b"[]", headers={**OP, **huge})
+    assert r.status_code == 413
+    r = await client.post("/v1/ads", content=b"{}", headers=huge)
+    assert r.status_code == 413
 
 
 async def test_campaign_create_get_list_patch(client: httpx.AsyncClient) -> None:
@@ -149,8 +166,21 @@ async def test_openapi_documents_every_route(client: httpx.AsyncClient,
     served = {("/v1/ads", "POST")}
     for route in exchange_app.starlette.routes:
         for method in getattr(route, "methods", None) or ():
-            if method != "HEAD" and route.path != "/openapi.json":
+            if method != "HEAD" and route.path not in ("/openapi.json", "/docs"):
                 served.add((route.path, method))
     assert served <= documented, served - documented
     ad_request = doc["components"]["schemas"]["AdRequest"]
     assert set(ad_request["required"]) == {"placement", "page"}
+
+
+async def test_docs_page_is_self_contained(client: httpx.AsyncClient) -> None:
+    r = await client.get("/docs")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert '"/openapi.json"' in r.text
+    assets = re.findall(r'(?:src|href)="([^"]+)"', r.text)
+    assert {a.rsplit("/", 1)[1] for a in assets} >= {"swagger-ui.css", "swagger-ui-bundle.js"}
+    for asset in assets:
+        assert asset.startswith("/docs/"), f"{asset}: the page must not need the network"
+        got = await client.get(asset)
+        assert got.status_code == 200 and len(got.content) > 100, asset
+    assert (await client.get("/docs/assets/nope.js")).status_code == 404
