@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,32 +34,12 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 
 from exchange.embedded import EmbeddedRedis, free_port  # noqa: E402
+from loadtest.processes import serve, wait_ready  # noqa: E402
 from loadtest.provenance import git_sha, machine  # noqa: E402
 
 OPERATOR = "bench-operator-key"
 UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
       "Chrome/126.0.0.0 Safari/537.36")
-
-
-def _serve(port: int, url: str, log: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, REDIS_URL=url, ENDCAP_OPERATOR_KEY=OPERATOR,
-               ENDCAP_LOG_LEVEL="warning")
-    with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "exchange", "serve", "--host",
-                                 "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env,
-                                stdout=out, stderr=out)
-
-
-def _ready(base: str) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"{base} not ready")
 
 
 def _shown(http: httpx.Client, base: str, sku: str, *, present: bool, deadline: float
@@ -88,10 +66,12 @@ def main() -> None:
         redis.start()
         ports = [free_port(), free_port()]
         bases = [f"http://127.0.0.1:{p}" for p in ports]
-        procs = [_serve(p, redis.url, Path(tmp) / f"w{i}.log") for i, p in enumerate(ports)]
+        env = {"REDIS_URL": redis.url, "ENDCAP_OPERATOR_KEY": OPERATOR,
+               "ENDCAP_LOG_LEVEL": "warning"}
+        procs = [serve(p, Path(tmp) / f"w{i}.log", **env) for i, p in enumerate(ports)]
         try:
-            for base in bases:
-                _ready(base)
+            for base, proc in zip(bases, procs, strict=True):
+                wait_ready(base, proc)
             http = httpx.Client(timeout=30, headers={"User-Agent": UA})
             products = [{"sku": f"BK-{i}", "title": f"Benchdrink {i} BK-{i}", "brand": "Bench",
                          "category": "Drinks > Bench", "price": "1.00"} for i in range(args.rows)]

@@ -26,6 +26,7 @@ import redis
 
 from exchange import keys
 from exchange.embedded import free_port
+from loadtest.processes import serve, wait_ready
 from pacing.keys import spend_key
 from tests.exchange.conftest import BROWSER_UA, PRODUCTS
 
@@ -39,27 +40,10 @@ CTR = 0.1
 
 
 def _serve(port: int, redis_url: str, log: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, REDIS_URL=redis_url, ENDCAP_OPERATOR_KEY=OPERATOR,
-               ENDCAP_LOG_LEVEL="warning", ENDCAP_MIN_CLICK_DELAY_MS="0",
-               ENDCAP_PACING_REPORT_MS="200", ENDCAP_PACING_INTERVAL_MS="500",
-               ENDCAP_PACING_LEASE_TTL_MS="2000", ENDCAP_PACING_IN_FLIGHT_S="8")
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "exchange", "serve", "--host", "127.0.0.1", "--port",
-             str(port)], cwd=ROOT, env=env, stdout=out, stderr=out)
-
-
-def _wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "server exited during start-up"
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("server not ready in time")
+    return serve(port, log, REDIS_URL=redis_url, ENDCAP_OPERATOR_KEY=OPERATOR,
+                 ENDCAP_LOG_LEVEL="warning", ENDCAP_MIN_CLICK_DELAY_MS="0",
+                 ENDCAP_PACING_REPORT_MS="200", ENDCAP_PACING_INTERVAL_MS="500",
+                 ENDCAP_PACING_LEASE_TTL_MS="2000", ENDCAP_PACING_IN_FLIGHT_S="8")
 
 
 def _setup(base: str) -> int:
@@ -144,7 +128,7 @@ def test_two_workers_one_killed_never_overspend(redis_url: str, redis_sync: redi
     procs = [_serve(p, redis_url, tmp_path / f"server{i}.log") for i, p in enumerate(ports)]
     try:
         for base, proc in zip(bases, procs, strict=True):
-            _wait_ready(base, proc)
+            wait_ready(base, proc)
         cid = _setup(bases[0])
         day = time.strftime("%Y%m%d", time.gmtime())
         spend = spend_key(cid)
