@@ -85,6 +85,11 @@ class Allowances:
                 lease.budget = budget
                 self._due.add(cid)
 
+    @property
+    def due_now(self) -> bool:
+        """Some allowance ran low and waits for a top-up."""
+        return bool(self._due)
+
     def can_serve(self, campaign_id: int) -> bool:
         lease = self.leases.get(campaign_id)
         return lease is None or lease.held > 0

@@ -4,7 +4,8 @@ Every worker runs one ``Pacer``. The hot path only touches memory: ``served`` bo
 ad's expected cost against the local allowance and ``count_auction`` counts traffic.
 Background work, off the request path:
 
-- every ``tick_ms``: top up allowances running low (one pipelined round trip);
+- at once when an allowance runs low (``served`` wakes the loop), else every
+  ``tick_ms``: top up allowances running low (pipelined round trips);
 - every ``report_ms``: report every allowance's commitments (so the controller and the
   other workers see them) and retry empty ones (a new day, a raised budget);
 - every ``interval_ms``: the worker holding the leader lock (``pc:leader``) runs the
@@ -20,6 +21,7 @@ it into the kernel's campaign table through ``GateSink``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -156,6 +158,7 @@ class Pacer:
         self._task: asyncio.Task[None] | None = None
         self.is_leader = False
         self.renewals = 0  # lease calls made (a counter for metrics)
+        self._wake = asyncio.Event()
 
     # -- the hot path -------------------------------------------------------------------
 
@@ -163,6 +166,8 @@ class Pacer:
         """An ad of the campaign was served at this cost-per-click."""
         if not self.allowances.commit(campaign_id, price_micros):
             self._sink.set_gate(campaign_id, 0)
+        if self.allowances.due_now:
+            self._wake.set()  # top up now, not at the next tick: a burst outruns 100 ms
 
     def count_auction(self) -> None:
         self._auctions += 1
@@ -205,6 +210,7 @@ class Pacer:
     async def stop(self) -> None:
         """Report every commitment and give every allowance back."""
         self._stopping = True
+        self._wake.set()
         if self._task is not None:
             await self._task
             self._task = None
@@ -224,7 +230,9 @@ class Pacer:
         cfg = self.config
         last_report = last_interval = time.monotonic()
         while not self._stopping:
-            await asyncio.sleep(cfg.tick_ms / 1000)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), cfg.tick_ms / 1000)
+            self._wake.clear()
             now = time.monotonic()
             try:
                 everything = (now - last_report) * 1000 >= cfg.report_ms

@@ -173,3 +173,20 @@ async def test_a_held_lease_is_kept_alive_before_its_ttl(redis_async: aioredis.R
     await asyncio.sleep(0.25)  # past half the TTL, with nothing consumed
     assert await pacer.renew(everything=True) == 1
     assert await expires() > first
+
+
+async def test_a_burst_is_topped_up_before_the_gate_closes(redis_async: aioredis.Redis
+                                                           ) -> None:
+    gates = Gates()
+    pacer = Pacer(redis_async, gates, retailer_zone=UTC, worker="w1",
+                  config=PacerConfig(tick_ms=60_000))  # no periodic tick: only the wake-up
+    pacer.set_campaigns([_campaign()])
+    await pacer.start()
+    closed = 0
+    for _ in range(100):
+        pacer.served(5, 1_000_000)
+        closed += gates.gates.get(5) == 0
+        await asyncio.sleep(0.005)  # shoppers keep coming; renewals happen in between
+    await pacer.stop()
+    assert pacer.renewals > 5  # the allowance was topped up again and again ...
+    assert closed == 0  # ... before it ever ran out
