@@ -37,6 +37,7 @@ bench: $(STAMP)
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	$(PY) loadtest/bench_kernel.py
 	$(PY) loadtest/bench.py
+	$(PY) loadtest/bench_reports.py
 
 bench-kernel: $(STAMP)
 	$(PY) loadtest/bench_kernel.py

@@ -43,6 +43,7 @@ class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
     shopper_id: str = ""
     reason: str = ""              # invalid events: why (docs/invalid-traffic.md)
     of: str = ""                  # invalid events: what was invalid (ad_request, click...)
+    query: str = ""               # wins on a search page: the normalised query (<= 80 chars)
 
 
 encoder = msgspec.json.Encoder()
@@ -61,6 +62,7 @@ class WinEvent(msgspec.Struct, tag_field="type", tag="win", gc=False):
     price_micros: int
     slot: int
     shopper_id: str
+    query: str = ""  # added after v1 shipped: absent from older entries, decoded as ""
     v: int = SCHEMA_VERSION
 
 

@@ -41,9 +41,11 @@ from exchange.metrics import AdStats
 from exchange.money import format_micros
 from exchange.screening import PassAll, RateCheck, TrafficCheck, device_key
 from exchange.settings import Placement
+from exchange.tokenizer import phrase
 from fraud.signature import KIND_SPONSORED_PRODUCT, AdToken, TokenSigner, new_imp_id
 
 _EMPTY = np.zeros(0, dtype=np.int64)
+QUERY_MAX = 80  # characters of a normalised search query kept on a win event
 _NO_BITS = (0,) * BIT_WORDS
 
 
@@ -109,6 +111,7 @@ class AdServer:
         self._page_cands: dict[int, tuple[np.ndarray, int]] = {}  # product id -> page rows
         self._cards: dict[int, ProductCard] = {}
         self._cards_version = -1
+        self._terms: dict[str, str] = {}  # raw search query -> normalised search term
 
     def serve(self, body: bytes, base_url: str, ua: str | None = None, ip: str | None = None,
               purpose: str | None = None) -> bytes:
@@ -241,6 +244,15 @@ class AdServer:
             self._page_cands[pid] = cached
         return cached
 
+    def _phrase(self, query: str) -> str:
+        """The query as a bounded search term (cached: storefront queries repeat a lot)."""
+        term = self._terms.get(query)
+        if term is None:
+            if len(self._terms) > 50_000:
+                self._terms.clear()
+            term = self._terms[query] = phrase(query)[:QUERY_MAX]
+        return term
+
     def _check_version(self, index: Index) -> None:
         if self._cards_version != index.version:
             self._cards.clear()
@@ -270,6 +282,9 @@ class AdServer:
         sign = self._signer.sign
         served = self._pacer.served
         wins: list[WinEvent] = []
+        # Reports by search term: the query as keywords are matched, bounded in size.
+        page = req.page
+        query = self._phrase(page.query) if page.type == "search" and page.query else ""
         # One conversion for all winners: (row, price, campaign slot, product, campaign id).
         winners = self._out[:n].tolist()
         products, public_ids = index.products, index.campaign_public_ids
@@ -291,6 +306,6 @@ class AdServer:
                 click_url=f"{base_url}/t/c/{token}",
             ))
             wins.append(WinEvent(imp_id.hex(), now_ms, request_id, placement.id, campaign_id,
-                                 sku, price, slot, shopper))
+                                 sku, price, slot, shopper, query))
         self._events.add_wins(wins)
         return ads

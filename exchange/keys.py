@@ -60,3 +60,32 @@ def idempotency(scope: str, key: str) -> str:
 def campaign_audit(campaign_id: int) -> str:
     """stream of the campaign's changes (who, when, before/after), MAXLEN ~ 1000."""
     return f"ex:audit:cmp:{campaign_id}"
+
+
+# Report aggregates (prefix ``rp:``), written by ``rollup.lua``; every key carries the
+# campaign's hash tag ``{c<id>}`` so one script call touches a single cluster slot.
+ROLLUP_GROUP = "rollup"                   # consumer group on ``ex:events``
+
+
+def rollup_day(campaign_id: int, day: str) -> str:
+    """hash: the campaign's aggregates for one day (YYYYMMDD, campaign zone); fields
+    ``h:<HH>``/``k:<sku>``/``p:<placement>``/``t:<term>``/``r:<reason>`` -> "wins imps
+    clicks spend_micros position_sum invalid"; TTL ``rollup.AGGREGATE_TTL_S``."""
+    return f"rp:{{c{campaign_id}}}:{day}"
+
+
+def rollup_seen(campaign_id: int, event_id: str) -> str:
+    """string: marker that the rollup counted ``event_id``; TTL ``rollup.SEEN_TTL_S``."""
+    return f"rp:{{c{campaign_id}}}:seen:{event_id}"
+
+
+def rollup_term(campaign_id: int, imp_id: str) -> str:
+    """string: the search term an impression id was won on (impressions and clicks do not
+    carry it); TTL token lifetime + margin."""
+    return f"rp:{{c{campaign_id}}}:term:{imp_id}"
+
+
+def rollup_wait(campaign_id: int, imp_id: str) -> str:
+    """list: a search ad's beacons counted before its win (whose term they need);
+    TTL token lifetime + margin, deleted when the win is counted."""
+    return f"rp:{{c{campaign_id}}}:wait:{imp_id}"

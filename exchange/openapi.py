@@ -16,7 +16,7 @@ from exchange.bulkbids import BulkBids, BulkResult
 from exchange.campaigns import CampaignIn, CampaignOut, CampaignPatch
 from exchange.catalog import ProductIn, ProductPage
 from exchange.pacingview import PacingOut
-from exchange.reports import CampaignReport
+from exchange.reports import AdvertiserReport, CampaignReport
 
 
 class ErrorBody(msgspec.Struct, kw_only=True):
@@ -126,13 +126,30 @@ def _key_paths(components: dict[str, Any]) -> dict[str, Any]:
             "/v1/advertisers/{advertiser_id}/keys/{key_id}": named_one}
 
 
+def _report_op(summary: str, answer: dict[str, Any], params: list[dict[str, Any]]
+               ) -> dict[str, Any]:
+    op = _op(summary, 200, None, answer, "advertiser")
+    op["responses"]["200"]["content"]["text/csv"] = {"schema": {"type": "string"}}
+    op["parameters"] = params + [
+        {"name": n, "in": "query", "required": False, "schema": s}
+        for n, s in (("from", {"type": "string", "example": "2026-11-01"}),
+                     ("to", {"type": "string", "example": "2026-11-23"}),
+                     ("granularity", {"enum": ["day", "hour"]}),
+                     ("breakdown", {"enum": ["sku", "keyword", "placement"],
+                                    "description": "rows per value over the range; "
+                                                   "granularity=day only"}),
+                     ("format", {"enum": ["json", "csv"]}))]
+    return op
+
+
 def document() -> dict[str, Any]:
     (schemas_of, components) = msgspec.json.schema_components(_TYPES,
                                                              ref_template="#/components/schemas/{name}")
     ad_req, ad_resp, products_in, page, adv_in, adv_out, c_in, c_patch, c_out, c_list, \
         placements, upserted, report, _, pacing = schemas_of
-    (audit_page, bulk_in, bulk_out), audit_components = msgspec.json.schema_components(
-        [AuditPage, BulkBids, BulkResult], ref_template="#/components/schemas/{name}")
+    (audit_page, bulk_in, bulk_out, adv_report), audit_components = \
+        msgspec.json.schema_components([AuditPage, BulkBids, BulkResult, AdvertiserReport],
+                                       ref_template="#/components/schemas/{name}")
     components.update(audit_components)
     campaign_id = [{"name": "campaign_id", "in": "path", "required": True,
                     "schema": {"type": "string", "example": "cmp_1"}}]
@@ -186,14 +203,16 @@ def document() -> dict[str, Any]:
             **_op("Change log: who, when, before/after, newest first", 200, None,
                   audit_page, "advertiser"),
             "parameters": campaign_id}},
-        "/v1/reports/campaigns/{campaign_id}": {"get": {
-            **_op("Daily report: impressions, clicks, spend, CTR, CPC, invalid traffic removed",
-                  200, None, report, "advertiser"),
-            "parameters": campaign_id + [
-                {"name": n, "in": "query", "required": False, "schema": s}
-                for n, s in (("from", {"type": "string", "example": "2026-11-01"}),
-                             ("to", {"type": "string", "example": "2026-11-23"}),
-                             ("granularity", {"enum": ["day"]}))]}},
+        "/v1/reports/campaigns/{campaign_id}": {"get": _report_op(
+            "Campaign report: impressions, clicks, spend, CTR, CPC, average position, "
+            "invalid traffic removed; by day or hour, or broken down by SKU, search term or "
+            "placement", report, campaign_id)},
+        "/v1/reports/advertiser": {"get": _report_op(
+            "The same report summed over the caller's campaigns (or those in campaign_ids; "
+            "another tenant's id is a 404)", adv_report, [
+                {"name": "campaign_ids", "in": "query", "required": False,
+                 "schema": {"type": "string", "pattern": r"^cmp_[0-9]+(,cmp_[0-9]+)*$",
+                            "example": "cmp_1"}}])},
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "OK"}}}},
         "/readyz": {"get": {"summary": "Readiness (index loaded, Redis up)",
                             "responses": {"200": {"description": "Ready"},

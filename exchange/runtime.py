@@ -1,9 +1,9 @@
 """One worker's running service: the parts, wired, started and stopped in order.
 
 Start: Redis client -> numba warm-up -> note the change-feed position -> load the index
-snapshot -> take budget leases -> tail the feed -> start the event writer -> ready.
-Stop: stop taking changes -> return budget leases -> drain the event queue into Redis
--> close. The app's lifespan drives this.
+snapshot -> take budget leases -> tail the feed -> start the event writer and the report rollup
+-> ready. Stop: stop taking changes and finish the rollup's batch -> return budget leases
+-> drain the event queue into Redis -> close. The app's lifespan drives this.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import gc
 import logging
 import time
 from collections.abc import Iterable
+from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -28,6 +29,7 @@ from exchange.events import EventLog
 from exchange.flow import AdServer
 from exchange.index import Index
 from exchange.metrics import Metrics
+from exchange.rollup import Rollup
 from exchange.settings import Placement, Settings
 from exchange.tracking import Tracker
 from fraud.givt import GivtFilter
@@ -87,6 +89,10 @@ class Runtime:
             min_click_delay_ms=settings.min_click_delay_ms, givt=self.givt,
             limiter=self.limiter, pacer=self.pacer,
         )
+        self.rollup = Rollup(self.client, zone_of=self.zone_of,
+                             term_ttl_s=settings.token_ttl_s,
+                             search_placements=[p.id for p in placements.values()
+                                                if p.page_type == "search"])
         self.feed: changes.ChangeFeed | None = None
         self._rates: asyncio.Task[None] | None = None
         self._daypart_task: asyncio.Task[None] | None = None
@@ -101,6 +107,7 @@ class Runtime:
             "index_products": stats["products"],
             "events_pending": self.events.pending,
             "events_dropped": self.events.dropped,
+            "rollup_pending": self.rollup.pending,
         }
 
     def today(self) -> str:
@@ -117,6 +124,8 @@ class Runtime:
         self.feed = changes.ChangeFeed(self.client, self.on_change, position)
         self.feed.start()
         self.events.start()
+        await self.rollup.ensure_group()
+        self.rollup.start()
         self._stopping = False
         self._rates = asyncio.create_task(self._share_rates(), name="rate-limit-sync")
         self._daypart_task = asyncio.create_task(self._dayparts(), name="dayparts")
@@ -130,8 +139,10 @@ class Runtime:
             self._daypart_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._daypart_task
+        self.rollup.request_stop()  # both tailers wind down in the same blocking read
         if self.feed is not None:
             await self.feed.stop()
+        await self.rollup.stop()
         if self._rates is not None:
             # Let an in-flight sync finish rather than cancel redis-py mid-call.
             try:
@@ -187,6 +198,14 @@ class Runtime:
             await self.reload()
         if self.index.needs_compaction:
             await self.reload()
+
+    def zone_of(self, campaign_id: int) -> ZoneInfo:
+        """The zone a campaign's days and hours are counted in (reports, budgets)."""
+        index = self.index
+        slot = index.campaign_slot.get(campaign_id)
+        record = index.campaign_records[slot] if slot is not None else None
+        return campaign_zone(record.time_zone, self.settings.zone) if record else \
+            self.settings.zone
 
     def _in_daypart(self, record: campaigns.CampaignRecord, now_ms: int) -> bool:
         return campaigns.in_daypart(
