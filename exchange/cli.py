@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import logging
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -64,8 +65,6 @@ def _demo(url: str, args: argparse.Namespace, *, only_if_empty: bool) -> None:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn
-
     with redis_for(settings) as url:
         if args.demo_if_empty:
             _demo(url, args, only_if_empty=True)
@@ -75,21 +74,51 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         shown = "localhost" if host in ("0.0.0.0", "::") else host
         print(f"Endcap serving on http://{shown}:{port}  (health: /healthz, metrics: /metrics)",
               file=sys.stderr)
-        uvicorn.run(
-            "exchange.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=args.workers or settings.workers,
-            loop="uvloop",
-            http="httptools",
-            lifespan="on",
-            access_log=False,
-            log_config=None,
-            timeout_graceful_shutdown=10,
-            # X-Forwarded-For is believed only from these peers (spoofed chains are not).
-            forwarded_allow_ips=settings.trusted_proxies,
-        )
+        rollup = None
+        if settings.rollup == "process":
+            from exchange.rollupd import spawn
+
+            rollup = spawn(url)
+        try:
+            _uvicorn(settings, args, host, port)
+        finally:
+            if rollup is not None:
+                rollup.terminate()
+                try:
+                    rollup.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    rollup.kill()
+    return 0
+
+
+def _uvicorn(settings: Settings, args: argparse.Namespace, host: str, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        "exchange.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=args.workers or settings.workers,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=10,
+        # X-Forwarded-For is believed only from these peers (spoofed chains are not).
+        forwarded_allow_ips=settings.trusted_proxies,
+    )
+
+
+def cmd_rollup(settings: Settings, args: argparse.Namespace) -> int:
+    """The report rollup on its own (``serve`` starts one; more may run anywhere)."""
+    import asyncio
+
+    from exchange.rollupd import run
+
+    with redis_for(settings) as url:
+        asyncio.run(run(settings, url))
     return 0
 
 
@@ -154,6 +183,7 @@ def parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo-data", help="load seeded demo data")
     demo.add_argument("--if-empty", action="store_true", help="only into an empty store")
     _demo_args(demo)
+    sub.add_parser("rollup", help="run the report rollup (consumer of the event stream)")
     rec = sub.add_parser("reconcile", help="check ledger spend against the billed events")
     rec.add_argument("--day", help="YYYYMMDD (default: today in the retailer's zone)")
     return p
@@ -171,4 +201,6 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_serve(settings, args)
     if args.command == "reconcile":
         return cmd_reconcile(settings, args)
+    if args.command == "rollup":
+        return cmd_rollup(settings, args)
     return cmd_demo_data(settings, args)

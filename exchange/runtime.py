@@ -124,8 +124,9 @@ class Runtime:
         self.feed = changes.ChangeFeed(self.client, self.on_change, position)
         self.feed.start()
         self.events.start()
-        await self.rollup.ensure_group()
-        self.rollup.start()
+        if self.settings.rollup == "worker":
+            await self.rollup.ensure_group()
+            self.rollup.start()
         self._stopping = False
         self._rates = asyncio.create_task(self._share_rates(), name="rate-limit-sync")
         self._daypart_task = asyncio.create_task(self._dayparts(), name="dayparts")

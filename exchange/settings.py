@@ -72,6 +72,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     rate_limit_sync_ms: Annotated[int, msgspec.Meta(ge=20, le=5_000)] = 200
     # Peers whose X-Forwarded-For is believed (uvicorn's forwarded_allow_ips).
     trusted_proxies: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.1", "::1"])
+    # Where the report rollup runs: its own process started by `serve` (default: analytics
+    # never takes the ad workers' CPU), inside each request worker, or not at all.
+    rollup: Literal["process", "worker", "off"] = "process"
     # Pacing (docs/pacing.md)
     pacing_interval_ms: Annotated[int, msgspec.Meta(ge=100, le=60_000)] = 2_000
     pacing_report_ms: Annotated[int, msgspec.Meta(ge=50, le=10_000)] = 1_000

@@ -658,7 +658,27 @@ def start_exchange(
     base = f"http://127.0.0.1:{port}"
     ready = wait_ready(procs, "exchange", proc, base, args.ready_timeout)
     repin_redis(Path(env["ENDCAP_DATA_DIR"]), args.wrk_cpus if cpus is not None else None)
+    repin_rollup(proc.pid, args.wrk_cpus if cpus is not None else None)
     return proc, base, ready
+
+
+def repin_rollup(server_pid: int, cpus: str | None) -> None:
+    """Move the report rollup process (``serve`` starts it) off the server's core too: it
+    is analytics, which production runs beside Redis or on its own machines."""
+    if cpus is None:
+        return
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines()
+                          if ":\t" in line)
+            cmdline = (status.parent / "cmdline").read_bytes()
+            if int(fields.get("PPid", "0")) != server_pid or b"rollup" not in cmdline:
+                continue
+            os.sched_setaffinity(int(status.parent.name), {int(c) for c in cpus.split(",")})
+            print(f"  rollup pid {status.parent.name} pinned to CPU(s) {cpus} (beside wrk)",
+                  flush=True)
+        except (OSError, ValueError):
+            continue
 
 
 def repin_redis(data_dir: Path, cpus: str | None) -> None:

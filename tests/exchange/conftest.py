@@ -24,7 +24,7 @@ OP = {"Authorization": f"Bearer {OPERATOR}"}
 def make_settings(**overrides: str) -> Settings:
     # Tests click right after the impression; the bot-speed rule has its own test.
     env = {"ENDCAP_OPERATOR_KEY": OPERATOR, "ENDCAP_EVENT_FLUSH_MS": "5",
-           "ENDCAP_MIN_CLICK_DELAY_MS": "0"}
+           "ENDCAP_MIN_CLICK_DELAY_MS": "0", "ENDCAP_ROLLUP": "worker"}
     env.update({f"ENDCAP_{k.upper()}": v for k, v in overrides.items()})
     return load_settings(environ=env)
 

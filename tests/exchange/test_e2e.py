@@ -127,6 +127,23 @@ def test_serve_demo_ads_and_clean_shutdown(server: tuple[str, subprocess.Popen[b
         assert status == 200, body
         served += len(body["ads"])
     assert served > 50
+    # The report rollup runs as its own process (not in the request worker): it reads
+    # every win into the aggregates, then the group has nothing left to deliver.
+    store = redis.Redis.from_url(json.loads((data_dir / "redis.json").read_text())["url"])
+    deadline = time.monotonic() + 15
+    while True:
+        groups = {g["name"]: g for g in store.xinfo_groups("ex:events")}
+        group = groups.get(b"rollup")
+        last = store.xinfo_stream("ex:events")["last-generated-id"]
+        if group is not None and group["last-delivered-id"] == last and group["pending"] == 0:
+            break
+        assert time.monotonic() < deadline, f"rollup did not catch up: {group}"
+        time.sleep(0.1)
+    consumers = store.xinfo_consumers("ex:events", "rollup")
+    rollup_pid = int(consumers[0]["name"].decode().split("-")[-2])
+    assert rollup_pid != proc.pid and _alive(rollup_pid)
+    assert any(k.startswith(b"rp:{c") for k in store.scan_iter(match="rp:*", count=1000))
+    store.close()
     # Behind a trusted proxy (loopback here) the shopper's address comes from
     # X-Forwarded-For: a data-centre address there is screened out before the auction.
     sku_page = {"placement": "product_carousel", "page": {"type": "product", "sku": "SKU-000001"}}
@@ -159,8 +176,8 @@ def test_serve_demo_ads_and_clean_shutdown(server: tuple[str, subprocess.Popen[b
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 0, _log(data_dir)
     deadline = time.monotonic() + 10
-    while _alive(redis_pid):
-        assert time.monotonic() < deadline, "redis-server outlived the server"
+    while _alive(redis_pid) or _alive(rollup_pid):
+        assert time.monotonic() < deadline, "redis-server or the rollup outlived the server"
         time.sleep(0.1)
     assert not (data_dir / "redis.json").exists()
     assert url.startswith("unix://") or url.startswith("redis://")
