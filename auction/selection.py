@@ -22,7 +22,8 @@ Eligibility of a distinct row ``r`` (campaign slot ``c = rows[r, ROW_CAMPAIGN]``
 ``c >= 0``, campaign live, through its pacing gate (``CAMP_GATE``: closed at 0, else
 entered with probability ``gate / 65536`` drawn from a hash of the request seed and the
 campaign id, so a replay with the same seed decides alike; tables without the column are
-open), inside its flight (``start <= now < end``, 0 = open), product
+open; ``CAMP_ELIGIBLE`` counts the requests that found the campaign eligible, once per
+request, before the gate), inside its flight (``start <= now < end``, 0 = open), product
 not excluded, ``bid >= reserve``, base quality >= 1 and, when the query has tokens, at
 least ``min_match`` of them matched. Relevance scales quality by the squared matched
 fraction, ``max(1, q * m * m // (nq * nq))`` with ``m = min(matched, nq)``, so rows
@@ -52,7 +53,9 @@ CAMP_START_MS = 1
 CAMP_END_MS = 2
 CAMP_ID = 3
 CAMP_GATE = 4  # pacing: 0 = closed, GATE_OPEN = always, else pass probability in 1/65536
-CAMP_COLS = 5
+CAMP_SEEN = 5  # the kernel's own: tag of the last request that found the campaign eligible
+CAMP_ELIGIBLE = 6  # the kernel's own: requests that found it eligible (impression share)
+CAMP_COLS = 7
 GATE_OPEN = 65_536
 
 P_NOW_MS = 0
@@ -98,6 +101,8 @@ def select_and_clear(
     n_rows = rows.shape[0]
     n_camps = campaigns.shape[0]
     gated = campaigns.shape[1] > CAMP_GATE
+    counting = campaigns.shape[1] > CAMP_ELIGIBLE
+    tag = params[P_SEED] + 1  # per-request mark in CAMP_SEEN (seeds are >= 0)
     n_cand = cand.shape[0]
     if scratch.shape[0] < n_rows:
         raise ValueError("scratch must have one int32 per row")
@@ -151,15 +156,6 @@ def select_and_clear(
             continue
         if campaigns[slot, CAMP_LIVE] != 1:
             continue
-        if gated:
-            gate = campaigns[slot, CAMP_GATE]
-            if gate < GATE_OPEN:
-                if gate <= 0:
-                    continue
-                draw = splitmix64(np.uint64(seed) ^ (np.uint64(campaigns[slot, CAMP_ID])
-                                                     * np.uint64(0x9E3779B97F4A7C15)))
-                if np.int64(draw >> np.uint64(48)) >= gate:
-                    continue
         start = campaigns[slot, CAMP_START_MS]
         if start != 0 and now < start:
             continue
@@ -180,6 +176,20 @@ def select_and_clear(
                 continue
             m = min(matched, nq)
             q = max(np.int64(1), q * m * m // nq2)
+        # Eligible: counted once per request and campaign (impression share), before
+        # pacing's gate decides whether it enters.
+        if counting and campaigns[slot, CAMP_SEEN] != tag:
+            campaigns[slot, CAMP_SEEN] = tag
+            campaigns[slot, CAMP_ELIGIBLE] += 1
+        if gated:
+            gate = campaigns[slot, CAMP_GATE]
+            if gate < GATE_OPEN:
+                if gate <= 0:
+                    continue
+                draw = splitmix64(np.uint64(seed) ^ (np.uint64(campaigns[slot, CAMP_ID])
+                                                     * np.uint64(0x9E3779B97F4A7C15)))
+                if np.int64(draw >> np.uint64(48)) >= gate:
+                    continue
 
         cid = campaigns[slot, CAMP_ID]
         bid[n] = b
@@ -222,7 +232,7 @@ def warm_up() -> None:
     clear_gsp(one, one, one, one, np.ones(1, np.uint64), 0, 0, 1, out)
     rows = np.zeros((1, ROW_COLS), i64)
     rows[0, :4] = [0, 1, 1, 1]
-    campaigns = np.array([[1, 0, 0, 1, GATE_OPEN]], i64)
+    campaigns = np.array([[1, 0, 0, 1, GATE_OPEN, 0, 0]], i64)
     params = np.zeros(PARAMS_LEN, i64)
     params[P_SLOTS] = 1
     params[P_EXCLUDE_PRODUCT] = -1

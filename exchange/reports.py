@@ -40,8 +40,11 @@ Format = Literal["json", "csv"]
 # Rollup field prefix of each breakdown (see rollup.lua).
 _DIM = {"sku": b"k:", "keyword": b"t:", "placement": b"p:"}
 _HOURS = [f"h:{h:02d}" for h in range(24)]
-# Aggregate values: wins, impressions, clicks, spend, position sum, invalid.
-A_WINS, A_IMPS, A_CLICKS, A_SPEND, A_POS, A_INVALID = range(6)
+_ELIGIBLE = [f"e:{h:02d}" for h in range(24)]  # auctions the campaign was eligible for
+# Aggregate values: wins, impressions, clicks, spend, position sum, invalid (the rollup's
+# packed fields), then eligible auctions (the workers' ``e:<HH>`` counters).
+A_WINS, A_IMPS, A_CLICKS, A_SPEND, A_POS, A_INVALID, A_ELIGIBLE = range(7)
+N_AGG = 7
 
 
 class ReportRow(msgspec.Struct, kw_only=True):
@@ -59,6 +62,8 @@ class ReportRow(msgspec.Struct, kw_only=True):
     key: str | None = None                # with a breakdown: the SKU, search term or placement
     wins: int | None = None               # auctions won (from the rollup)
     average_position: float | None = None  # mean slot + 1 over impressions (rollup)
+    eligible: int | None = None           # auctions it was eligible for (hour/day rows)
+    impression_share: float | None = None  # wins / eligible auctions
 
 
 class CampaignReport(msgspec.Struct, kw_only=True):
@@ -119,6 +124,10 @@ def _row(label: str, imps: int, clicks: int, spend: int, invalid: dict[str, int]
         wins=agg[A_WINS] if agg is not None else None,
         average_position=(round(agg[A_POS] / agg[A_IMPS], 2)
                           if agg is not None and agg[A_IMPS] else None),
+        eligible=agg[A_ELIGIBLE] if agg is not None and len(agg) > A_ELIGIBLE else None,
+        impression_share=(round(min(1.0, agg[A_WINS] / agg[A_ELIGIBLE]), 4)
+                          if agg is not None and len(agg) > A_ELIGIBLE and agg[A_ELIGIBLE]
+                          else None),
     )
 
 
@@ -129,7 +138,7 @@ def build(public_id: str, counters: dict[str, int], start: date, end: date,
     rows: list[ReportRow] = []
     total_imps = total_clicks = total_spend = 0
     total_invalid: dict[str, int] = {}
-    total_agg = [0] * 6
+    total_agg = [0] * N_AGG
     invalid_by_day: dict[str, dict[str, int]] = {}
     for field, value in counters.items():
         if field.startswith("inv:"):
@@ -143,7 +152,7 @@ def build(public_id: str, counters: dict[str, int], start: date, end: date,
         spend = counters.get(f"d:{key}", 0)
         invalid = dict(sorted(invalid_by_day.get(key, {}).items()))
         agg = _sum(hours[key]) if hours is not None and key in hours else (
-            [0] * 6 if hours is not None else None)
+            [0] * N_AGG if hours is not None else None)
         if agg is not None:
             _add(total_agg, agg)
         rows.append(_row(d.isoformat(), imps, clicks, spend, invalid, agg))
@@ -209,12 +218,12 @@ def _parse(value: bytes | None) -> list[int]:
 
 
 def _add(acc: list[int], more: Sequence[int]) -> None:
-    for i in range(6):
+    for i in range(len(more)):
         acc[i] += more[i]
 
 
 def _sum(rows: Iterable[Sequence[int]]) -> list[int]:
-    acc = [0] * 6
+    acc = [0] * N_AGG
     for r in rows:
         _add(acc, r)
     return acc
@@ -226,7 +235,7 @@ async def hours(client: aioredis.Redis, campaign_ids: Sequence[int], days: Seque
     async with client.pipeline(transaction=False) as pipe:
         for cid in campaign_ids:
             for day in days:
-                pipe.hmget(keys.rollup_day(cid, day), _HOURS)
+                pipe.hmget(keys.rollup_day(cid, day), _HOURS + _ELIGIBLE)
         replies: list[list[bytes | None]] = await pipe.execute()
     out: dict[str, list[list[int]]] = {}
     it = iter(replies)
@@ -235,10 +244,13 @@ async def hours(client: aioredis.Redis, campaign_ids: Sequence[int], days: Seque
             reply = next(it)
             if not any(reply):
                 continue
-            acc = out.setdefault(day, [[0] * 6 for _ in range(24)])
-            for h, value in enumerate(reply):
+            acc = out.setdefault(day, [[0] * N_AGG for _ in range(24)])
+            for h, value in enumerate(reply[:24]):
                 if value:
                     _add(acc[h], _parse(value))
+            for h, value in enumerate(reply[24:]):
+                if value:
+                    acc[h][A_ELIGIBLE] += int(value)
     return out
 
 
@@ -303,8 +315,8 @@ def hour_rows(params: Params, by_day: Mapping[str, list[list[int]]]
               ) -> tuple[list[ReportRow], ReportRow]:
     """24 rows per day of the range (hour in the campaign's zone), and their total."""
     rows: list[ReportRow] = []
-    total = [0] * 6
-    empty = [0] * 6
+    total = [0] * N_AGG
+    empty = [0] * N_AGG
     for i, day in enumerate(params.days):
         label = (params.start + timedelta(days=i)).isoformat()
         hours_of = by_day.get(day)
@@ -321,13 +333,13 @@ def breakdown_rows(params: Params, by_value: Mapping[str, list[int]]
     label = f"{params.start.isoformat()}/{params.end.isoformat()}"
     ordered = sorted(by_value.items(), key=lambda kv: (-kv[1][A_SPEND], -kv[1][A_IMPS], kv[0]))
     return ([_agg_row(label, agg, key=value) for value, agg in ordered],
-            _agg_row("total", _sum(by_value.values())))
+            _agg_row("total", _sum(by_value.values())[:A_ELIGIBLE]))  # not by value
 
 
 # --- CSV ----------------------------------------------------------------------------------
 
 CSV_COLUMNS = ("date", "hour", "key", "wins", "impressions", "clicks", "spend", "ctr", "cpc",
-               "average_position", "invalid_removed")
+               "average_position", "eligible", "impression_share", "invalid_removed")
 
 
 def _cell(value: Any) -> str:

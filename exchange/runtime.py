@@ -14,13 +14,15 @@ import gc
 import logging
 import time
 from collections.abc import Iterable
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from starlette.requests import Request
 
-from auction.selection import warm_up
+from auction.selection import CAMP_ELIGIBLE, CAMP_ID, warm_up
 from exchange import campaigns, catalog, changes, keys
 from exchange.bidlimits import load_bid_limits
 from exchange.clock import business_day, campaign_zone
@@ -29,7 +31,7 @@ from exchange.events import EventLog
 from exchange.flow import AdServer
 from exchange.index import Index
 from exchange.metrics import Metrics
-from exchange.rollup import Rollup
+from exchange.rollup import AGGREGATE_TTL_S, Rollup
 from exchange.settings import Placement, Settings
 from exchange.tracking import Tracker
 from fraud.givt import GivtFilter
@@ -96,6 +98,8 @@ class Runtime:
         self.feed: changes.ChangeFeed | None = None
         self._rates: asyncio.Task[None] | None = None
         self._daypart_task: asyncio.Task[None] | None = None
+        self._eligible_last: np.ndarray | None = None
+        self._eligible_of: Index | None = None
         self._stopping = False
         self._reload_lock = asyncio.Lock()
 
@@ -173,6 +177,8 @@ class Runtime:
             self.pacer.set_campaigns(self._paced(records))
             for cid in index.campaign_slot:
                 index.set_gate(cid, self.pacer.gate(cid))
+            with contextlib.suppress(RedisError, OSError):  # the old index's last counts
+                await self.flush_eligible(self.index)
             self.index = index
             log.info("index built in %.2fs: %s", time.perf_counter() - t0, self.index.stats())
             _settle_gc()
@@ -213,7 +219,8 @@ class Runtime:
             record, campaign_zone(record.time_zone, self.settings.zone), now_ms)
 
     async def _dayparts(self) -> None:
-        """Every 10 s: switch dayparted campaigns on and off as their hours come and go."""
+        """Every 10 s: switch dayparted campaigns on and off as their hours come and go,
+        and hand the auctions' eligibility counts to the report aggregates."""
         while not self._stopping:
             await asyncio.sleep(10)
             index = self.index
@@ -221,6 +228,37 @@ class Runtime:
             for record in index.campaign_records:
                 if record is not None and record.dayparts:
                     index.set_in_daypart(record.id, self._in_daypart(record, now))
+            try:
+                await self.flush_eligible()
+            except (RedisError, OSError) as exc:
+                log.warning("eligible-auction counts kept for the next round: %s", exc)
+
+    async def flush_eligible(self, index: Index | None = None) -> int:
+        """Add what the kernel counted since the last flush (``CAMP_ELIGIBLE``: auctions
+        each campaign was eligible for) to ``e:<HH>`` of its report day, for impression
+        share. Returns the campaigns written."""
+        index = index or self.index
+        n = index.n_campaigns
+        counts = index.campaigns[:n, CAMP_ELIGIBLE].copy()
+        last = self._eligible_last if self._eligible_of is index else None
+        delta = counts.copy()
+        if last is not None:
+            delta[: len(last)] -= last[: len(counts)]
+        slots = np.nonzero(delta > 0)[0]
+        if not len(slots):
+            return 0
+        now = time.time_ns() // 1_000_000
+        ids = index.campaigns[:n, CAMP_ID]
+        async with self.client.pipeline(transaction=False) as pipe:
+            for slot in slots.tolist():
+                cid = int(ids[slot])
+                local = datetime.fromtimestamp(now / 1000, tz=self.zone_of(cid))
+                key = keys.rollup_day(cid, local.strftime("%Y%m%d"))
+                pipe.hincrby(key, f"e:{local.hour:02d}", int(delta[slot]))
+                pipe.expire(key, AGGREGATE_TTL_S)
+            await pipe.execute()
+        self._eligible_last, self._eligible_of = counts, index
+        return len(slots)
 
     def limits_of(self, pid: int) -> tuple[int, int]:
         """The retailer's (min, max) bid for a product (by its category; this worker's

@@ -4,6 +4,7 @@ placement rows, CSV, replays counted once, tenancy."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import time
@@ -283,3 +284,39 @@ async def test_bad_report_params_name_the_field(client: httpx.AsyncClient,
             assert r.json()["error"]["field"] == field, (path, query)
     r = await client.get("/v1/reports/advertiser?campaign_ids=42", headers=owner)
     assert r.status_code == 400 and r.json()["error"]["field"] == "campaign_ids"
+
+
+async def test_impression_share_counts_eligible_auctions(client: httpx.AsyncClient,
+                                                         exchange_app: Exchange) -> None:
+    """A campaign that loses half its auctions (a throttle of 0.5 keeps it out of about
+    half) shows about half an impression share; both counts come from the real auction."""
+    await seed_catalog(client)
+    owner = await new_advertiser(client)
+    r = await client.post("/v1/campaigns", headers=owner, json=campaign_body())
+    cid = r.json()["id"]
+    await wait_for(lambda: serving(exchange_app) == 1)
+    rt = exchange_app.runtime
+    await rt.client.hset("pc:throttle", cid[4:], 32_768)
+    await rt.pacer.read_throttles()
+    body = {"placement": "search_top", "page": {"type": "search", "query": "oat milk"}}
+    won = 0
+    for _ in range(200):
+        won += bool((await client.post("/v1/ads", json=body)).json()["ads"])
+    assert await rt.flush_eligible() == 1
+    assert await rt.flush_eligible() == 0  # nothing new since
+    await wait_for(lambda: rt.events.pending == 0)
+
+    async def report() -> dict[str, object]:
+        got = await client.get(f"/v1/reports/campaigns/{cid}", headers=owner)
+        assert got.status_code == 200, got.text
+        return dict(got.json()["totals"])
+
+    deadline = asyncio.get_running_loop().time() + 5
+    totals = await report()
+    while totals["wins"] != won:  # the rollup trails the event log a little
+        assert asyncio.get_running_loop().time() < deadline, totals
+        await asyncio.sleep(0.05)
+        totals = await report()
+    assert totals["eligible"] == 200
+    assert totals["impression_share"] == round(won / 200, 4)
+    assert 60 <= won <= 140  # binomial(200, 0.5)
