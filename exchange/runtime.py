@@ -241,23 +241,37 @@ class Runtime:
         n = index.n_campaigns
         counts = index.campaigns[:n, CAMP_ELIGIBLE].copy()
         last = self._eligible_last if self._eligible_of is index else None
-        delta = counts.copy()
+        applied = np.zeros_like(counts)  # what Redis holds of each slot's count
         if last is not None:
-            delta[: len(last)] -= last[: len(counts)]
+            applied[: len(last)] = last[: len(counts)]
+        self._eligible_last, self._eligible_of = applied, index
+        delta = counts - applied
         slots = np.nonzero(delta > 0)[0]
         if not len(slots):
             return 0
         now = time.time_ns() // 1_000_000
         ids = index.campaigns[:n, CAMP_ID]
-        async with self.client.pipeline(transaction=False) as pipe:
-            for slot in slots.tolist():
-                cid = int(ids[slot])
-                local = datetime.fromtimestamp(now / 1000, tz=self.zone_of(cid))
-                key = keys.rollup_day(cid, local.strftime("%Y%m%d"))
-                pipe.hincrby(key, f"e:{local.hour:02d}", int(delta[slot]))
-                pipe.expire(key, AGGREGATE_TTL_S)
-            await pipe.execute()
-        self._eligible_last, self._eligible_of = counts, index
+        when: dict[str, tuple[str, str]] = {}  # zone -> (day, "e:<HH>"), once per flush
+        writes: list[tuple[int, str, str, int]] = []
+        for slot in slots.tolist():
+            cid = int(ids[slot])
+            zone = self.zone_of(cid)
+            if zone.key not in when:
+                local = datetime.fromtimestamp(now / 1000, tz=zone)
+                when[zone.key] = (local.strftime("%Y%m%d"), f"e:{local.hour:02d}")
+            day, field = when[zone.key]
+            writes.append((slot, keys.rollup_day(cid, day), field, int(delta[slot])))
+        # In chunks: between them the event loop serves requests (no long stall). A chunk
+        # written is marked applied at once, so a failure later never re-adds it.
+        for start in range(0, len(writes), 200):
+            chunk = writes[start:start + 200]
+            async with self.client.pipeline(transaction=False) as pipe:
+                for _, key, field, count in chunk:
+                    pipe.hincrby(key, field, count)
+                    pipe.expire(key, AGGREGATE_TTL_S)
+                await pipe.execute()
+            for slot, _, _, count in chunk:
+                applied[slot] += count
         return len(slots)
 
     def limits_of(self, pid: int) -> tuple[int, int]:
