@@ -41,7 +41,6 @@ from exchange.metrics import AdStats
 from exchange.money import format_micros
 from exchange.screening import PassAll, RateCheck, TrafficCheck, device_key
 from exchange.settings import Placement
-from exchange.tokenizer import phrase
 from fraud.signature import KIND_SPONSORED_PRODUCT, AdToken, TokenSigner, new_imp_id
 
 _EMPTY = np.zeros(0, dtype=np.int64)
@@ -111,7 +110,6 @@ class AdServer:
         self._page_cands: dict[int, tuple[np.ndarray, int]] = {}  # product id -> page rows
         self._cards: dict[int, ProductCard] = {}
         self._cards_version = -1
-        self._terms: dict[str, str] = {}  # raw search query -> normalised search term
 
     def serve(self, body: bytes, base_url: str, ua: str | None = None, ip: str | None = None,
               purpose: str | None = None) -> bytes:
@@ -184,6 +182,7 @@ class AdServer:
         page = req.page
         params = self._params
         exclude = -1
+        term = ""  # search pages: the query's search term, for reports
         n_tokens = n_extra = 0
         bits = _NO_BITS
         cand = _EMPTY
@@ -193,6 +192,7 @@ class AdServer:
             found = index.query_candidates(page.query or "")  # checked by _check_page
             cand, n_tokens = found.cand, found.n_tokens
             bits, n_extra = found.bits, found.n_extra
+            term = found.term[:QUERY_MAX]
         elif page.type == "product":
             pid = index.sku_to_pid.get(page.sku or "")
             if pid is not None:
@@ -219,7 +219,7 @@ class AdServer:
         self._stats.auction(placement.id, n)
         if not n:
             return []
-        return self._ads(index, req, placement, request_id, base_url, n)
+        return self._ads(index, req, placement, request_id, base_url, n, term)
 
     def _product_page(self, index: Index, pid: int) -> tuple[np.ndarray, int]:
         """Rows for a product's page and the "token count" to clear them with.
@@ -244,15 +244,6 @@ class AdServer:
             self._page_cands[pid] = cached
         return cached
 
-    def _phrase(self, query: str) -> str:
-        """The query as a bounded search term (cached: storefront queries repeat a lot)."""
-        term = self._terms.get(query)
-        if term is None:
-            if len(self._terms) > 50_000:
-                self._terms.clear()
-            term = self._terms[query] = phrase(query)[:QUERY_MAX]
-        return term
-
     def _check_version(self, index: Index) -> None:
         if self._cards_version != index.version:
             self._cards.clear()
@@ -271,7 +262,7 @@ class AdServer:
         return card
 
     def _ads(self, index: Index, req: AdRequest, placement: Placement, request_id: str,
-             base_url: str, n: int) -> list[Ad]:
+             base_url: str, n: int, term: str) -> list[Ad]:
         now_ms = time.time_ns() // 1_000_000
         now_s = now_ms // 1000
         expires = now_s + self._signer.ttl_s
@@ -282,9 +273,6 @@ class AdServer:
         sign = self._signer.sign
         served = self._pacer.served
         wins: list[WinEvent] = []
-        # Reports by search term: the query as keywords are matched, bounded in size.
-        page = req.page
-        query = self._phrase(page.query) if page.type == "search" and page.query else ""
         # One conversion for all winners: (row, price, campaign slot, product, campaign id).
         winners = self._out[:n].tolist()
         products, public_ids = index.products, index.campaign_public_ids
@@ -306,6 +294,6 @@ class AdServer:
                 click_url=f"{base_url}/t/c/{token}",
             ))
             wins.append(WinEvent(imp_id.hex(), now_ms, request_id, placement.id, campaign_id,
-                                 sku, price, slot, shopper, query))
+                                 sku, price, slot, shopper, term))
         self._events.add_wins(wins)
         return ads

@@ -60,6 +60,7 @@ class Retrieval:
     n_tokens: int
     bits: tuple[int, ...]  # the query's common-token bits, one int64 pattern per word
     n_extra: int
+    term: str = ""  # the query's match tokens joined (``tokenizer.phrase``): its search term
 
 
 @dataclass(slots=True)
@@ -360,7 +361,7 @@ class Index:
         else:
             cand = np.concatenate(parts)
         cand, n_extra = self._keywords(toks, cand, n_extra)
-        found = Retrieval(cand, len(toks), _words(bits), n_extra)
+        found = Retrieval(cand, len(toks), _words(bits), n_extra, " ".join(toks))
         if len(self._query_cache) >= _QUERY_CACHE_MAX:
             self._query_cache.clear()
         self._query_cache[query] = found
