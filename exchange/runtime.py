@@ -86,7 +86,7 @@ class Runtime:
         self.tracker = Tracker(
             client=self.client, ledger=self.ledger, signer=self.signer,
             index=lambda: self.index, events=self.events, metrics=self.metrics,
-            zone=settings.zone, placement_ids=list(placements),
+            zone_of=self.zone_of, placement_ids=list(placements),
             fallback_url=settings.fallback_landing_url,
             min_click_delay_ms=settings.min_click_delay_ms, givt=self.givt,
             limiter=self.limiter, pacer=self.pacer,
@@ -133,7 +133,7 @@ class Runtime:
             self.rollup.start()
         self._stopping = False
         self._rates = asyncio.create_task(self._share_rates(), name="rate-limit-sync")
-        self._daypart_task = asyncio.create_task(self._dayparts(), name="dayparts")
+        self._daypart_task = asyncio.create_task(self._every_10s(), name="every-10s")
         self.ready = True
         log.info("ready in %.2fs: %s", time.perf_counter() - started, self.index.stats())
 
@@ -218,7 +218,7 @@ class Runtime:
         return campaigns.in_daypart(
             record, campaign_zone(record.time_zone, self.settings.zone), now_ms)
 
-    async def _dayparts(self) -> None:
+    async def _every_10s(self) -> None:
         """Every 10 s: switch dayparted campaigns on and off as their hours come and go,
         and hand the auctions' eligibility counts to the report aggregates."""
         while not self._stopping:

@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 
 from auction.selection import CAMP_GATE
 from exchange import changes
-from exchange.clock import business_day, campaign_zone
+from exchange.clock import business_day
 from exchange.events import Event, EventLog, encoder
 from exchange.index import Index
 from exchange.metrics import Metrics
@@ -53,7 +53,7 @@ class Tracker:
         index: Callable[[], Index],
         events: EventLog,
         metrics: Metrics,
-        zone: ZoneInfo,
+        zone_of: Callable[[int], ZoneInfo],
         placement_ids: list[str],
         fallback_url: str,
         givt: TrafficCheck | None = None,
@@ -67,7 +67,7 @@ class Tracker:
         self._index = index
         self._events = events
         self._metrics = metrics
-        self._zone = zone
+        self._zone_of = zone_of  # a campaign's day zone (Runtime.zone_of)
         self._placements = placement_ids
         self._fallback = fallback_url
         self._givt: TrafficCheck = givt or PassAll()
@@ -77,11 +77,7 @@ class Tracker:
 
     def _day(self, campaign_id: int, now_ms: int) -> str:
         """The campaign's budget day: midnight to midnight in its own zone."""
-        index = self._index()
-        slot = index.campaign_slot.get(campaign_id)
-        record = index.campaign_records[slot] if slot is not None else None
-        zone = campaign_zone(record.time_zone, self._zone) if record else self._zone
-        return business_day(zone, now_ms)
+        return business_day(self._zone_of(campaign_id), now_ms)
 
     def _verify(self, kind: str, text: str, now_s: int) -> AdToken | None:
         try:
