@@ -1,5 +1,11 @@
 """Benchmark: GSP clearing of 10,000 candidates in numba vs numpy vs pure Python.
 
+Also times the fused kernel on production-width tables (10-column rows, 19-column
+campaigns) with the shopper signals off and on (a typical tail: 20 product marks, 5
+blocked and 3 store-allowed campaigns, 10 bid multipliers, stock checked in two columns,
+low-stock and fatigue scaling) and prints the on / off ratio; those two are timed
+interleaved, call by call, so drift on a busy machine hits both alike.
+
 Run from the repo root: ``python loadtest/bench_kernel.py``. Prints a table and one JSON
 line. Times are per call from Python (numba dispatch included, since the server pays it
 too), median over repeats with the best shown beside it; numba is warmed first so no
@@ -27,15 +33,31 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from auction import (  # noqa: E402  (needs the sys.path entry above when run as a script)
+    CAMP_COLS,
+    CAMP_FLAGS,
+    CAMP_SUPPRESS_DAYS,
+    FLAG_NEEDS_STORE,
     P_EXCLUDE_PRODUCT,
+    P_FATIGUE,
     P_INCREMENT,
+    P_LOW_STOCK,
     P_MIN_MATCH,
+    P_N_BLOCK,
+    P_N_MULT,
+    P_N_PMARK,
+    P_N_STORE,
     P_NOW_MS,
     P_QUERY_TOKENS,
     P_RESERVE,
     P_SEED,
     P_SLOTS,
+    P_STOCK_A,
+    P_STOCK_B,
+    P_TAIL,
     PARAMS_LEN,
+    ROW_COLS,
+    ROW_REPL,
+    ROW_SUB,
     clear_gsp,
     clear_gsp_np,
     clear_gsp_py,
@@ -73,6 +95,66 @@ def _time(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
         fn()
         samples.append(time.perf_counter_ns() - t0)
     return statistics.median(samples) / 1000, min(samples) / 1000
+
+
+def _interleaved(
+    fns: dict[str, Callable[[], object]], repeats: int
+) -> dict[str, tuple[float, float]]:
+    """(median, best) µs per call of each function, timed in alternation."""
+    samples: dict[str, list[int]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter_ns()
+            fn()
+            samples[name].append(time.perf_counter_ns() - t0)
+    return {n: (statistics.median(v) / 1000, min(v) / 1000) for n, v in samples.items()}
+
+
+def _shopper_case(
+    rng: np.random.Generator, rows4: np.ndarray, campaigns4: np.ndarray, params: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Production-width tables, and params with the shopper signals on and off.
+
+    Returns (rows, campaigns, params_off, params_on, stock). Every row has a substitute
+    (another row of its campaign) and a replenishment group; 5% of campaigns target
+    stores and 20% suppress recent purchases; 5% of products are out of stock in both
+    checked columns, 10% are low.
+    """
+    rows = np.full((N, ROW_COLS), -1, dtype=np.int64)
+    rows[:, :4] = rows4
+    rows[:, 4:ROW_SUB] = 0
+    by_campaign = np.argsort(rows4[:, 0], kind="stable")
+    nxt = np.empty(N, dtype=np.int64)
+    nxt[by_campaign] = np.roll(by_campaign, -1)  # the next row of the same campaign, mostly
+    rows[:, ROW_SUB] = np.where(rows4[nxt, 0] == rows4[:, 0], nxt, -1)
+    rows[:, ROW_REPL] = rng.integers(0, 500, N)
+    campaigns = np.zeros((N_CAMPAIGNS, CAMP_COLS), dtype=np.int64)
+    campaigns[:, :4] = campaigns4
+    campaigns[:, 4] = 65_536  # pacing gate open
+    campaigns[:, CAMP_FLAGS] = np.where(rng.random(N_CAMPAIGNS) < 0.05, FLAG_NEEDS_STORE, 0)
+    campaigns[:, CAMP_SUPPRESS_DAYS] = np.where(rng.random(N_CAMPAIGNS) < 0.2, 30, 0)
+    stock = rng.integers(20, 400, (N_PRODUCTS, 4)).astype(np.uint16)
+    stock[rng.random(N_PRODUCTS) < 0.05, :2] = 0
+    stock[rng.random(N_PRODUCTS) < 0.10, 0] = 3
+
+    off = np.zeros(PARAMS_LEN, dtype=np.int64)
+    off[: len(params)] = params
+    off[P_STOCK_A] = off[P_STOCK_B] = -1
+    products = rng.choice(N_PRODUCTS, 20, replace=False)
+    days = rng.integers(0, 60, 20) + 1  # bought 0..59 days ago
+    exposures = rng.integers(0, 6, 20)
+    marks = np.stack([products, days | exposures << 16], axis=1).ravel()
+    slots = rng.choice(N_CAMPAIGNS, 5 + 3 + 10, replace=False)
+    mults = np.stack([slots[8:], rng.integers(800, 2000, 10)], axis=1).ravel()
+    tail = np.concatenate([marks, slots[:5], slots[5:8], mults]).astype(np.int64)
+    on = np.zeros(P_TAIL + len(tail), dtype=np.int64)
+    on[:PARAMS_LEN] = off
+    on[P_STOCK_A], on[P_STOCK_B] = 0, 1
+    on[P_LOW_STOCK] = 5
+    on[P_FATIGUE] = 3
+    on[P_N_PMARK], on[P_N_BLOCK], on[P_N_STORE], on[P_N_MULT] = 20, 5, 3, 10
+    on[P_TAIL:] = tail
+    return rows, campaigns, off, on, stock
 
 
 def main() -> None:
@@ -126,6 +208,31 @@ def main() -> None:
     assert run_fused() == select_and_clear_py(cand, rows, campaigns, params), "fused disagrees"
     assert not scratch.any()
 
+    # The same index at production width, shopper signals off and on.
+    rows_w, campaigns_w, params_off, params_on, stock = _shopper_case(rng, rows, campaigns, params)
+    scratch_w = np.zeros(N + N_PRODUCTS, dtype=np.int32)
+    empty_stock = np.zeros((0, 0), dtype=np.uint16)
+
+    def run_wide(prm: np.ndarray, stk: np.ndarray) -> list[tuple[int, int]]:
+        n = select_and_clear(cand, rows_w, campaigns_w, prm, scratch_w, out, stk)
+        return [(int(r), int(p)) for r, p in out[:n]]
+
+    for prm, stk in ((params_off, empty_stock), (params_on, stock)):
+        twin = select_and_clear_py(cand, rows_w, campaigns_w, prm, stk, scratch_len=N + N_PRODUCTS)
+        assert run_wide(prm, stk) == twin, "fused disagrees with the twin on wide tables"
+        assert not scratch_w.any()
+    signals = _interleaved(
+        {
+            "numba signals off": lambda: select_and_clear(
+                cand, rows_w, campaigns_w, params_off, scratch_w, out, empty_stock
+            ),
+            "numba signals on": lambda: select_and_clear(
+                cand, rows_w, campaigns_w, params_on, scratch_w, out, stock
+            ),
+        },
+        2000,
+    )
+
     timings = {
         "numba clear_gsp": _time(lambda: clear_gsp(*args, out), 3000),
         "numpy clear_gsp_np": _time(lambda: clear_gsp_np(*args), 300),
@@ -136,12 +243,15 @@ def main() -> None:
         "python select_and_clear_py": _time(
             lambda: select_and_clear_py(cand, rows, campaigns, params), 10
         ),
+        **signals,
     }
 
     print(f"GSP clearing, {N} candidates ({len(cand)} for the fused kernel), {SLOTS} slots")
     print(f"{'implementation':<28}{'median µs':>12}{'best µs':>12}")
     for name, (median, best) in timings.items():
         print(f"{name:<28}{median:>12.1f}{best:>12.1f}")
+    off_us, on_us = signals["numba signals off"][0], signals["numba signals on"][0]
+    print(f"shopper signals on / off (wide tables, interleaved medians): {on_us / off_us:.2f}x")
 
     numba_us = timings["numba clear_gsp"][0]
     numpy_us = timings["numpy clear_gsp_np"][0]
@@ -157,6 +267,9 @@ def main() -> None:
         "numba_vs_numpy": round(numpy_us / numba_us, 1),
         "select_and_clear_us": round(timings["numba select_and_clear"][0], 2),
         "select_and_clear_py_us": round(timings["python select_and_clear_py"][0], 2),
+        "signals_off_us": round(off_us, 2),
+        "signals_on_us": round(on_us, 2),
+        "signals_on_vs_off": round(on_us / off_us, 2),
         "machine": machine(),
         "versions": {
             "python": platform.python_version(),
