@@ -3,6 +3,13 @@
 Wire format (then base64url without padding)::
 
     version (1) | key-id length (1) | key id (ascii, 1..8) | fields (40) | MAC (16)
+    version (2) | key-id length (1) | key id | fields (40) | shopper length (1) |
+        shopper id (utf-8, 1..120) | MAC (16)
+
+Version 2 carries the shopper the ad was served to (the id the storefront itself sent),
+so the impression and click beacons can update that shopper's frequency counts and
+exposure memory without a lookup. Version 1 (no shopper) is what an anonymous request
+gets, and is still read.
 
 The fields are packed big-endian (``_FIELDS``); the MAC is HMAC-SHA256 over every byte
 before it, truncated to 16 bytes. The key id names the secret that signed the token, so
@@ -68,7 +75,9 @@ KIND_SPONSORED_PRODUCT = 0  # billed per click (CPC)
 KIND_DISPLAY = 1  # billed per thousand impressions (CPM)
 
 VERSION = 1
+VERSION_SHOPPER = 2
 MAX_KEY_ID = 8
+MAX_SHOPPER = 120  # bytes of utf-8
 IMP_ID_SIZE = 12
 MAC_SIZE = 16
 MIN_SECRET = 16  # shorter secrets are a configuration mistake, not a choice
@@ -77,7 +86,7 @@ MIN_SECRET = 16  # shorter secrets are a configuration mistake, not a choice
 _FIELDS = struct.Struct(">12sIIQBHBII")
 _FIXED_RAW = 2 + _FIELDS.size + MAC_SIZE  # everything but the key id
 _MIN_RAW = _FIXED_RAW + 1
-_MAX_RAW = _FIXED_RAW + MAX_KEY_ID
+_MAX_RAW = _FIXED_RAW + MAX_KEY_ID + 1 + MAX_SHOPPER
 # Bounds on the text length let verify refuse junk of any size before decoding it.
 _MIN_TEXT = (_MIN_RAW * 4 + 2) // 3
 _MAX_TEXT = (_MAX_RAW * 4 + 2) // 3
@@ -106,12 +115,14 @@ class AdToken(msgspec.Struct, frozen=True, gc=False):
     kind: int  # uint8: KIND_SPONSORED_PRODUCT or KIND_DISPLAY
     issued_s: int  # uint32 unix seconds
     expires_s: int  # uint32 unix seconds; refused from this second on
+    shopper: str = ""  # loyalty or shopper id the ad was served to; "" = anonymous
 
 
 class TokenSigner:
     """Signs with the ``current`` key; verifies with any listed key."""
 
-    __slots__ = ("_current", "_key", "_keys", "_mac", "_prefix", "_retired", "ttl_s")
+    __slots__ = ("_current", "_key", "_keys", "_mac", "_prefix", "_prefix2", "_retired",
+                 "ttl_s")
 
     def __init__(
         self,
@@ -143,6 +154,7 @@ class TokenSigner:
         self._key = table[current_id]
         self._mac = HmacSha256(self._key)
         self._prefix = bytes((VERSION, len(current_id))) + current_id
+        self._prefix2 = bytes((VERSION_SHOPPER, len(current_id))) + current_id
         self.ttl_s = ttl_s
 
     @property
@@ -194,7 +206,14 @@ class TokenSigner:
             )
         except struct.error as exc:
             raise ValueError(f"token field out of range: {exc}") from exc
-        body = self._prefix + fields
+        shopper = token.shopper
+        if shopper:
+            who = shopper.encode()
+            if len(who) > MAX_SHOPPER:
+                raise ValueError(f"shopper id longer than {MAX_SHOPPER} bytes")
+            body = self._prefix2 + fields + bytes((len(who),)) + who
+        else:
+            body = self._prefix + fields
         raw = body + self._mac.digest(body)[:MAC_SIZE]
         return binascii.b2a_base64(raw, newline=False).translate(_TO_URL).rstrip(b"=").decode()
 
@@ -217,10 +236,20 @@ class TokenSigner:
         except (UnicodeEncodeError, binascii.Error):
             raise MalformedToken("token is not base64url") from None
         raw_size = len(raw)
-        if raw[0] != VERSION:
-            raise MalformedToken("unknown token version")
+        version = raw[0]
         key_id_size = raw[1]
-        if not 0 < key_id_size <= MAX_KEY_ID or raw_size != _FIXED_RAW + key_id_size:
+        if not 0 < key_id_size <= MAX_KEY_ID:
+            raise MalformedToken("token key id length out of range")
+        if version == VERSION:
+            extra = 0
+        elif version == VERSION_SHOPPER:
+            at = 2 + key_id_size + _FIELDS.size
+            extra = 1 + raw[at] if raw_size > at else -1
+            if extra <= 1:
+                raise MalformedToken("token shopper length out of range")
+        else:
+            raise MalformedToken("unknown token version")
+        if raw_size != _FIXED_RAW + key_id_size + extra:
             raise MalformedToken("token length does not match its key id")
         if _B64_VALUE[text[-1]] & _TAIL_BITS[raw_size % 3]:
             raise MalformedToken("token text is not canonical")
@@ -236,6 +265,13 @@ class TokenSigner:
         if not hmac.compare_digest(expected, raw[mac_at:]):
             raise BadSignature("token signature does not match")
         token = AdToken(*_FIELDS.unpack_from(raw, 2 + key_id_size))
+        if extra:
+            at = 2 + key_id_size + _FIELDS.size + 1
+            try:
+                shopper = raw[at : at + extra - 1].decode()
+            except UnicodeDecodeError:
+                raise MalformedToken("token shopper is not utf-8") from None
+            token = msgspec.structs.replace(token, shopper=shopper)
         if now_s >= token.expires_s:
             raise ExpiredToken("token has expired")
         return token

@@ -29,6 +29,9 @@ tokens = st.builds(
     kind=_uint(8),
     issued_s=_uint(32),
     expires_s=st.integers(min_value=1, max_value=2**32 - 1),
+    # Version 2 tokens carry the shopper (up to 120 bytes of utf-8); "" is version 1.
+    shopper=st.one_of(st.just(""), st.text(min_size=1, max_size=30).filter(
+        lambda s: len(s.encode()) <= 120)),
 )
 signers = st.sampled_from([SIGNER, ROTATED])
 
