@@ -8,7 +8,7 @@ reads up to 500 entries (``XREADGROUP ... BLOCK 250``), sends one pipelined roun
 Delivery is at least once (a worker may die between the scripts and the XACK; the
 claimer below hands its entries to another worker); the script makes it exactly once by
 ``SET NX``-ing a marker per event id before it adds anything, so a redelivered event
-counts nothing. Entries left pending for more than ``CLAIM_IDLE_MS`` (a crashed worker's
+counts nothing. Entries left pending for more than ``consumer.CLAIM_IDLE_MS`` (a crashed worker's
 batch, or a batch whose round trip failed) are taken over with ``XAUTOCLAIM``.
 
 The group is created at id ``0``, not ``$``: a fresh deployment (or one upgraded to this
@@ -23,12 +23,7 @@ so redis-py is never cancelled mid-call and the current batch is finished and ac
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import os
-import secrets
-import socket
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from importlib import resources
@@ -37,31 +32,20 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import NoScriptError
 
 from exchange import keys
+from exchange.consumer import CLAIM_IDLE_MS, Entry, StreamConsumer
 from exchange.events import Event, decode_entry
 
 log = logging.getLogger("endcap.rollup")
 
 BATCH = 500
-BLOCK_MS = 250             # also bounds how long stop() waits
-CLAIM_IDLE_MS = 30_000     # pending longer than this: the consumer is presumed dead
-CLAIM_EVERY_S = 5.0        # also how often the pending gauge is refreshed
 SEEN_TTL_S = 3 * 86_400    # a redelivery later than this would count twice
 AGGREGATE_TTL_S = 400 * 86_400
 TERM_MARGIN_S = 3_600      # a search term outlives the token it was won with by this
 SCRIPT = resources.files("exchange").joinpath("rollup.lua").read_text()
 _KINDS = {"win": "w", "impression": "i", "click": "c", "invalid": "v"}
-
-Entry = tuple[bytes, dict[bytes, bytes] | None]
-
-
-def consumer_name() -> str:
-    """Unique per process start: a restarted worker never inherits a dead one's entries
-    by name (the claimer hands them over instead)."""
-    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
-
 
 def script_args(event: Event, fields: dict[bytes, bytes], zone: ZoneInfo, term_ttl_s: int,
                 search: frozenset[str] = frozenset()
@@ -95,90 +79,23 @@ def script_args(event: Event, fields: dict[bytes, bytes], zone: ZoneInfo, term_t
     )
 
 
-class Rollup:
+class Rollup(StreamConsumer):
     """One consumer of the ``rollup`` group; ``zone_of`` gives a campaign's day zone."""
+
+    name = "rollup"
 
     def __init__(self, client: aioredis.Redis, *, zone_of: Callable[[int], ZoneInfo],
                  term_ttl_s: int, search_placements: Iterable[str] = (),
                  stream: str = keys.EVENTS, group: str = keys.ROLLUP_GROUP,
-                 consumer: str | None = None) -> None:
-        self._client = client
+                 consumer: str | None = None, claim_idle_ms: int = CLAIM_IDLE_MS) -> None:
+        super().__init__(client, stream=stream, group=group, consumer=consumer, batch=BATCH,
+                         claim_idle_ms=claim_idle_ms)
         self._zone_of = zone_of
         self._term_ttl = term_ttl_s + TERM_MARGIN_S
         self._search = frozenset(search_placements)
-        self._stream = stream
-        self._group = group
-        self.consumer = consumer or consumer_name()
         self._sha = ""
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
         self.counted = 0      # events this consumer added to aggregates
         self.duplicates = 0   # redelivered events the markers turned away
-        self.pending = 0      # the group's delivered-but-unacknowledged entries (gauge)
-
-    async def ensure_group(self) -> None:
-        try:
-            await self._client.xgroup_create(self._stream, self._group, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-
-    def start(self) -> None:
-        self._stopping = False
-        self._task = asyncio.create_task(self._run(), name="rollup")
-
-    async def stop(self) -> None:
-        """Finish the current batch (scripts and XACK), then stop."""
-        if self._task is None:
-            return
-        self._stopping = True
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), BLOCK_MS / 1000 * 4 + 5)
-        except TimeoutError:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._task = None
-
-    def request_stop(self) -> None:
-        """Raise the flag without waiting (lets several tailers wind down together)."""
-        self._stopping = True
-
-    async def poll_once(self, block_ms: int | None = None) -> int:
-        """Read, apply and acknowledge one batch of new entries; returns how many."""
-        try:
-            resp: Any = await self._client.xreadgroup(
-                self._group, self.consumer, {self._stream: ">"}, count=BATCH,
-                block=BLOCK_MS if block_ms is None else block_ms)
-        except ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
-            await self.ensure_group()  # the stream or group was deleted under us
-            return 0
-        if not resp:
-            return 0
-        entries: list[Entry] = resp[0][1]
-        await self.apply(entries)
-        return len(entries)
-
-    async def claim_once(self) -> int:
-        """Take over entries pending longer than ``CLAIM_IDLE_MS`` and apply them."""
-        start = "0-0"
-        claimed = 0
-        for _ in range(20):  # bounded: at most 10,000 entries per call
-            reply = await self._client.xautoclaim(
-                self._stream, self._group, self.consumer, CLAIM_IDLE_MS, start_id=start,
-                count=BATCH)
-            start = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
-            entries: list[Entry] = reply[1]
-            if entries:
-                await self.apply(entries)
-                claimed += len(entries)
-            if start == "0-0":
-                break
-        summary = await self._client.xpending(self._stream, self._group)
-        self.pending = int(summary["pending"])
-        return claimed
 
     async def apply(self, entries: Sequence[Entry]) -> None:
         """Count the entries' events (one pipelined round trip), then XACK them."""
@@ -223,21 +140,3 @@ class Rollup:
                 continue
             return results
         return results
-
-    async def _run(self) -> None:
-        backoff = 0.1
-        loop = asyncio.get_running_loop()
-        next_claim = 0.0
-        while not self._stopping:
-            try:
-                if loop.time() >= next_claim:
-                    next_claim = loop.time() + CLAIM_EVERY_S
-                    await self.claim_once()
-                await self.poll_once()
-                backoff = 0.1
-            except asyncio.CancelledError:
-                raise
-            except (RedisError, OSError):
-                log.warning("rollup: Redis unavailable, retrying in %.1fs", backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
