@@ -22,7 +22,7 @@ from starlette.responses import Response
 from exchange.errors import ApiError, BadRequest
 from exchange.logs import configure_logging
 from exchange.responses import error_bytes, error_response, json_response
-from exchange.routes import advertisers, campaigns, catalog, ops, reports, tracking
+from exchange.routes import advertisers, campaigns, catalog, ops, reports, signals, tracking
 from exchange.runtime import Runtime
 from exchange.settings import Settings, load_placements, load_settings
 
@@ -66,7 +66,7 @@ class Exchange:
         self._public_url = settings.public_url.rstrip("/")
         self.starlette = Starlette(
             routes=[*ops.routes, *catalog.routes, *advertisers.routes, *campaigns.routes,
-                    *tracking.routes, *reports.routes],
+                    *tracking.routes, *reports.routes, *signals.routes],
             exception_handlers={ApiError: _api_error, HTTPException: _http_error,
                                 Exception: _bug},
             lifespan=self._lifespan,
@@ -129,7 +129,12 @@ class Exchange:
         base = self._public_url or f"{scope.get('scheme', 'http')}://{host.decode('latin-1')}"
         try:
             client = scope.get("client")
-            payload = runtime.ads.serve(body, base, ua, client[0] if client else None, purpose)
+            ads = runtime.ads
+            pending = ads.begin(body, base, ua, client[0] if client else None, purpose)
+            if isinstance(pending, bytes):
+                payload = pending
+            else:  # one round trip for the shopper's state, then the auction
+                payload = ads.finish(pending, await runtime.shopper_state(pending.shopper))
             status = 200
         except ApiError as exc:
             payload, status = error_bytes(exc), exc.status

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -30,6 +30,7 @@ Keyword = Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
 Label = Annotated[str, msgspec.Meta(min_length=1, max_length=120)]
 MAX_PRODUCTS = 10_000
 MAX_BID_MICROS = 1_000_000_000  # 1000 currency units per click: a typo guard
+T = TypeVar("T")
 
 
 class Budget(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
@@ -42,9 +43,17 @@ class ProductBid(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_
     bid: str | None = None  # None: the campaign's default_bid
 
 
+Multiplier = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,2}(\.[0-9]{1,3})?$")]
+MULTIPLIER_MIN_PERMILLE = 100   # 0.1x
+MULTIPLIER_MAX_PERMILLE = 10_000  # 10x
+
+
 class Segments(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    include: list[Label] = []
-    exclude: list[Label] = []
+    include: list[Label] = []  # any of these (none listed: every shopper)
+    exclude: list[Label] = []  # none of these
+    # Bid multiplier for shoppers in a segment ("1.5" bids 50% more); the highest of the
+    # shopper's segments applies. Decimal strings, 0.1 to 10.
+    bid_multipliers: Annotated[dict[Label, Multiplier], msgspec.Meta(max_length=100)] = {}
 
 
 MatchType = Literal["broad", "phrase", "exact"]
@@ -156,6 +165,7 @@ class CampaignRecord(msgspec.Struct, kw_only=True, gc=False):
     categories: list[str] = []
     segments_include: list[str] = []
     segments_exclude: list[str] = []
+    segment_multipliers: dict[str, int] = {}  # segment -> permille
     stores: list[str] = []
     frequency_cap: FrequencyCap | None = None
     suppress_purchased_days: int = 7
@@ -327,6 +337,35 @@ def _money(text: str, field: str, *, positive: bool = True) -> int:
     return micros
 
 
+class _Problems:
+    """Every bad field of a body, so one answer lists them all (``error.details``)."""
+
+    def __init__(self) -> None:
+        self.found: list[BadRequest] = []
+
+    def run(self, check: Callable[[], T], default: T) -> T:
+        try:
+            return check()
+        except BadRequest as exc:
+            self.found.append(exc)
+            return default
+
+    def add(self, message: str, field: str) -> None:
+        self.found.append(BadRequest(message, field=field))
+
+    def raise_any(self) -> None:
+        if not self.found:
+            return
+        first = self.found[0]
+        if len(self.found) == 1:
+            raise first
+        raise BadRequest(
+            f"{len(self.found)} invalid fields (all in details); first: {first.message}",
+            field=first.field, code=first.code, status=first.status,
+            details=[{"field": e.field or "", "code": e.code, "message": e.message}
+                     for e in self.found])
+
+
 def build_record(
     body: CampaignIn,
     *,
@@ -339,42 +378,53 @@ def build_record(
 ) -> CampaignRecord:
     """Validate ``body`` as a whole and turn it into a record (``pids``: sku -> pid;
     ``limits``: the retailer's (min, max) bid for a product id, see ``bidlimits``)."""
-    daily = _money(body.budget.daily, "budget.daily")
-    total = 0 if body.budget.total is None else _money(body.budget.total, "budget.total")
-    if total and total < daily:
-        raise BadRequest("total budget is below the daily budget", field="budget.total")
+    bad = _Problems()
+    daily = bad.run(lambda: _money(body.budget.daily, "budget.daily"), 0)
+    total = 0 if body.budget.total is None else bad.run(
+        lambda: _money(body.budget.total or "", "budget.total"), 0)
+    if total and daily and total < daily:
+        bad.add("total budget is below the daily budget", "budget.total")
     if body.kind == "sponsored_product" and body.status == "active" and not body.products:
-        raise BadRequest("an active sponsored_product campaign needs products", field="products")
-    default_bid = (_money(body.default_bid, "default_bid") if body.default_bid is not None
-                   else 0)
+        bad.add("an active sponsored_product campaign needs products", "products")
+    default_bid = (bad.run(lambda: _money(body.default_bid or "", "default_bid"), 0)
+                   if body.default_bid is not None else 0)
     if default_bid > MAX_BID_MICROS:
-        raise BadRequest("bid above the maximum of 1000.00", field="default_bid")
+        bad.add("bid above the maximum of 1000.00", "default_bid")
     bids: list[BidRecord] = []
     seen: set[str] = set()
     for i, pb in enumerate(body.products):
         if pb.sku in seen:
-            raise BadRequest(f"sku {pb.sku!r} listed twice", field=f"products[{i}].sku")
+            bad.add(f"sku {pb.sku!r} listed twice", f"products[{i}].sku")
+            continue
         seen.add(pb.sku)
         pid = pids.get(pb.sku)
         if pid is None:
-            raise BadRequest(f"unknown sku {pb.sku!r}", field=f"products[{i}].sku")
+            bad.add(f"unknown sku {pb.sku!r}", f"products[{i}].sku")
+            continue
         if pb.bid is None and not default_bid:
-            raise BadRequest("needs a bid (or the campaign a default_bid)",
-                             field=f"products[{i}].bid")
-        bid = _money(pb.bid, f"products[{i}].bid") if pb.bid is not None else default_bid
-        check_bid(bid, limits(pid) if limits else None, f"products[{i}].bid")
-        bids.append(BidRecord(pb.sku, pid, bid, pb.bid is not None))
-    start_ms = _ms(body.schedule.start if body.schedule else None, "schedule.start")
-    end_ms = _ms(body.schedule.end if body.schedule else None, "schedule.end")
+            if body.default_bid is None:  # (an invalid default_bid is reported already)
+                bad.add("needs a bid (or the campaign a default_bid)", f"products[{i}].bid")
+            continue
+        field = f"products[{i}].bid"
+        bid = bad.run(lambda pb=pb, field=field: _money(pb.bid or "", field), 0) \
+            if pb.bid is not None else default_bid
+        if bid and bad.run(lambda bid=bid, pid=pid, field=field: check_bid(
+                bid, limits(pid) if limits else None, field), False) is None:
+            bids.append(BidRecord(pb.sku, pid, bid, pb.bid is not None))
+    start_ms = bad.run(lambda: _ms(body.schedule.start if body.schedule else None,
+                                   "schedule.start"), 0)
+    end_ms = bad.run(lambda: _ms(body.schedule.end if body.schedule else None,
+                                 "schedule.end"), 0)
     if start_ms and end_ms and end_ms <= start_ms:
-        raise BadRequest("schedule ends before it starts", field="schedule.end")
-    dayparts = _daypart_masks(body.schedule.dayparts if body.schedule else None)
+        bad.add("schedule ends before it starts", "schedule.end")
+    dayparts = bad.run(lambda: _daypart_masks(body.schedule.dayparts if body.schedule
+                                              else None), [])
     time_zone = (body.schedule.time_zone if body.schedule else None) or ""
     if time_zone:
         try:
             clock.zone(time_zone)
         except ValueError as exc:
-            raise BadRequest(str(exc), field="schedule.time_zone") from exc
+            bad.add(str(exc), "schedule.time_zone")
     t = body.targeting
     matched: dict[str, list[str]] = {"phrase": [], "exact": []}
     broad: list[str] = []
@@ -383,6 +433,12 @@ def build_record(
             broad.append(k if isinstance(k, str) else k.text)
         else:
             matched[k.match].append(k.text)
+    phrase_keywords = bad.run(lambda: _phrases(matched["phrase"], "targeting.keywords"), [])
+    exact_keywords = bad.run(lambda: _phrases(matched["exact"], "targeting.keywords"), [])
+    negative_keywords = bad.run(lambda: _phrases(t.negative_keywords,
+                                                 "targeting.negative_keywords"), [])
+    multipliers = bad.run(lambda: _multipliers(t.segments.bid_multipliers), {})
+    bad.raise_any()
     return CampaignRecord(
         id=campaign_id,
         advertiser_id=advertiser_id,
@@ -395,12 +451,13 @@ def build_record(
         bids=bids,
         default_bid_micros=default_bid,
         keywords=list(dict.fromkeys(k.strip().lower() for k in broad if k.strip())),
-        phrase_keywords=_phrases(matched["phrase"], "targeting.keywords"),
-        exact_keywords=_phrases(matched["exact"], "targeting.keywords"),
-        negative_keywords=_phrases(t.negative_keywords, "targeting.negative_keywords"),
+        phrase_keywords=phrase_keywords,
+        exact_keywords=exact_keywords,
+        negative_keywords=negative_keywords,
         categories=list(dict.fromkeys(t.categories)),
         segments_include=list(dict.fromkeys(t.segments.include)),
         segments_exclude=list(dict.fromkeys(t.segments.exclude)),
+        segment_multipliers=multipliers,
         stores=list(dict.fromkeys(t.stores)),
         frequency_cap=body.frequency_cap,
         suppress_purchased_days=body.suppress_purchased_days,
@@ -412,6 +469,23 @@ def build_record(
         updated_ms=int(time.time() * 1000),
         version=version,
     )
+
+
+def _multipliers(given: dict[str, str]) -> dict[str, int]:
+    """Segment -> permille, each in [0.1, 10] (the pattern already checked the digits)."""
+    out: dict[str, int] = {}
+    for segment, text in given.items():
+        whole, _, frac = text.partition(".")
+        permille = int(whole) * 1000 + int((frac + "000")[:3])
+        if not MULTIPLIER_MIN_PERMILLE <= permille <= MULTIPLIER_MAX_PERMILLE:
+            raise BadRequest(f"multiplier for {segment!r} must be between 0.1 and 10",
+                             field="targeting.segments.bid_multipliers", code="out_of_range")
+        out[segment] = permille
+    return out
+
+
+def _format_multiplier(permille: int) -> str:
+    return f"{permille // 1000}.{permille % 1000:03d}".rstrip("0").rstrip(".")
 
 
 def _dt(ms: int) -> datetime | None:
@@ -442,7 +516,10 @@ def to_input(record: CampaignRecord) -> CampaignIn:
                       *(KeywordMatch(text=k, match="exact") for k in record.exact_keywords)],
             negative_keywords=record.negative_keywords,
             categories=record.categories,
-            segments=Segments(include=record.segments_include, exclude=record.segments_exclude),
+            segments=Segments(
+                include=record.segments_include, exclude=record.segments_exclude,
+                bid_multipliers={k: _format_multiplier(v)
+                                 for k, v in record.segment_multipliers.items()}),
             stores=record.stores,
         ),
         frequency_cap=record.frequency_cap,

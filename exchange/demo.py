@@ -37,9 +37,10 @@ from exchange.campaigns import encode_record as encode_campaign
 from exchange.catalog import ProductRecord
 from exchange.catalog import encode_record as encode_product
 from exchange.changes import FEED_MAXLEN
+from exchange.stock import ONLINE, encode_quantities
 
 DEMO_API_KEY_PREFIX = "ek_demo_"
-ONLINE = "online"
+
 PIPELINE_CHUNK = 5_000          # commands (or hash fields) per pipeline round trip
 _HASH_FIELDS_PER_CMD = 500
 _EPOCH_MS = 1_704_067_200_000   # 2024-01-01T00:00Z: campaign timestamps count from here
@@ -512,6 +513,10 @@ def _campaigns(
             keywords=keywords,
             categories=categories,
             segments_include=[hint] if hint and rnd.random() < 0.15 else [],
+            # One campaign in ten bids up for its audience (off the main random stream,
+            # so the rest of the demo is unchanged).
+            segment_multipliers={hint: 1250 + 250 * (cid % 4)}
+            if hint and cid * 2_654_435_761 % 100 < 10 else {},
             stores=sorted(rnd.sample(stores, min(len(stores), rnd.randint(3, 10))))
             if stores and rnd.random() < 0.05 else [],
             frequency_cap=FrequencyCap(
@@ -676,12 +681,13 @@ def load(client: redis.Redis, data: DemoData) -> dict[str, int]:
     shoppers = 0
     for shopper_id, segments in data.shoppers:
         if segments:
-            pipe.sadd(keys.shopper_segments(shopper_id), *segments)
+            pipe.hset(keys.shopper(shopper_id), mapping={f"s:{s}": 1 for s in segments})
             w.wrote()
             shoppers += 1
 
-    for store, qty in data.stock.items():
-        pipe.set(keys.stock(store), qty.astype("<u2").tobytes())
+    for number, (store, qty) in enumerate(sorted(data.stock.items())):
+        pipe.hset(keys.STORES, store, number)
+        pipe.set(keys.stock(store), encode_quantities(qty))
         w.wrote(len(qty) // 1000 + 1)  # ~100 kB values: keep a round trip's payload bounded
 
     sizes = data.sizes

@@ -25,7 +25,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 SCHEMA_VERSION = 1
-EventType = Literal["win", "impression", "click", "invalid"]
+EventType = Literal["win", "impression", "click", "invalid", "conversion"]
 log = logging.getLogger("endcap.events")
 
 
@@ -44,6 +44,10 @@ class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
     reason: str = ""              # invalid events: why (docs/invalid-traffic.md)
     of: str = ""                  # invalid events: what was invalid (ad_request, click...)
     query: str = ""               # wins on a search page: the normalised query (<= 80 chars)
+    # conversions (purchase lines, POST /v1/signals/purchases); price_micros = unit price
+    order_id: str = ""
+    quantity: int = 0             # negative: a return
+    store_id: str = ""            # "" = online
 
 
 encoder = msgspec.json.Encoder()

@@ -14,6 +14,7 @@ in whole, so a request always sees one consistent snapshot.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -23,10 +24,16 @@ from auction.selection import (
     BIT_WORDS,
     CAMP_COLS,
     CAMP_END_MS,
+    CAMP_FLAGS,
     CAMP_GATE,
     CAMP_ID,
     CAMP_LIVE,
+    CAMP_SEG_EXC0,
+    CAMP_SEG_INC0,
     CAMP_START_MS,
+    CAMP_SUPPRESS_DAYS,
+    FLAG_NEEDS_SEGMENT,
+    FLAG_NEEDS_STORE,
     GATE_OPEN,
     ROW_BID,
     ROW_BITS0,
@@ -34,10 +41,15 @@ from auction.selection import (
     ROW_COLS,
     ROW_PRODUCT,
     ROW_QUALITY,
+    ROW_REPL,
+    ROW_SUB,
 )
 from exchange.campaigns import CampaignRecord, public_id
 from exchange.catalog import ProductRecord
+from exchange.replenishment import Replenishment
 from exchange.tokenizer import category_path, tokens
+
+log = logging.getLogger("endcap.index")
 
 _EMPTY = np.zeros(0, dtype=np.int64)
 _QUERY_CACHE_MAX = 20_000
@@ -50,6 +62,8 @@ COMMON_BLOCK = 128
 # How many of a category's best live rows compete where it only competes at a discount
 # (a product page's complements, at a quarter of their quality): a few slots' worth.
 DISCOUNTED_BLOCK = 32
+# Segments named in campaigns' targeting get one bit each in the kernel's masks.
+MAX_SEGMENTS = 64 * BIT_WORDS
 
 
 @dataclass(slots=True, frozen=True)
@@ -81,13 +95,23 @@ class _Postings:
 
 
 class Index:
-    def __init__(self, row_capacity: int = 1024, campaign_capacity: int = 256) -> None:
+    def __init__(self, row_capacity: int = 1024, campaign_capacity: int = 256,
+                 replenishment: Replenishment | None = None) -> None:
         self.rows = np.zeros((row_capacity, ROW_COLS), dtype=np.int64)
         self.n_rows = 0
         self.dead_rows = 0
         self.campaigns = np.zeros((campaign_capacity, CAMP_COLS), dtype=np.int64)
         self.n_campaigns = 0
-        self.scratch = np.zeros(row_capacity, dtype=np.int32)
+        # The kernel's scratch: one int32 per row, then one per product id (shopper marks).
+        self.pid_capacity = 1024
+        self.scratch = np.zeros(row_capacity + self.pid_capacity, dtype=np.int32)
+        self.replenishment = replenishment or Replenishment()
+        self.repl_group: dict[int, int] = {}  # pid -> replenishment group (listed only)
+        # Shopper targeting: segment -> mask bit; store / segment -> campaign slots.
+        self.segment_bit: dict[str, int] = {}
+        self.store_slots: dict[str, list[int]] = {}
+        self.segment_mults: dict[str, list[tuple[int, int]]] = {}  # -> (slot, permille)
+        self._targets_of: dict[int, tuple[list[str], list[str]]] = {}  # slot -> stores, segs
         self.products: dict[int, ProductRecord] = {}
         self.sku_to_pid: dict[str, int] = {}
         self._product_tokens: dict[int, list[str]] = {}
@@ -118,10 +142,12 @@ class Index:
         products: Iterable[ProductRecord],
         campaigns: Sequence[CampaignRecord],
         off_hours: Iterable[int] = (),
+        replenishment: Replenishment | None = None,
     ) -> Index:
         n_bids = sum(len(c.bids) for c in campaigns)
         index = cls(row_capacity=max(1024, n_bids + n_bids // 4),
-                    campaign_capacity=max(256, len(campaigns) + 64))
+                    campaign_capacity=max(256, len(campaigns) + 64),
+                    replenishment=replenishment)
         index.off_hours = set(off_hours)
         index.upsert_products(products)
         index._choose_common(campaigns)
@@ -149,7 +175,13 @@ class Index:
         rows = np.zeros((new_cap, ROW_COLS), dtype=np.int64)
         rows[: self.n_rows] = self.rows[: self.n_rows]
         self.rows = rows
-        self.scratch = np.zeros(new_cap, dtype=np.int32)
+        self.scratch = np.zeros(new_cap + self.pid_capacity, dtype=np.int32)
+
+    def _fit_pid(self, pid: int) -> None:
+        if pid < self.pid_capacity:
+            return
+        self.pid_capacity = max(pid + 1, self.pid_capacity * 2)
+        self.scratch = np.zeros(self.rows.shape[0] + self.pid_capacity, dtype=np.int32)
 
     def _campaign_slot_for(self, campaign_id: int) -> int:
         slot = self.campaign_slot.get(campaign_id)
@@ -186,6 +218,12 @@ class Index:
                 touched.add(p.pid)
             self._product_tokens[p.pid] = toks
             self._product_cats[p.pid] = cats
+            self._fit_pid(p.pid)
+            group = self.replenishment.group_of(cats)
+            if group >= 0:
+                self.repl_group[p.pid] = group
+            else:
+                self.repl_group.pop(p.pid, None)
         # Rows of a product whose text or category changed are re-indexed.
         campaigns = {self.rows[r, ROW_CAMPAIGN] for pid in touched
                      for r in self._product_rows.get(pid, ())}
@@ -204,6 +242,7 @@ class Index:
         camp[CAMP_ID] = record.id
         camp[CAMP_LIVE] = self._is_live(record)
         self._register_keywords(slot, record)
+        self._register_targets(slot, record)
         kw_tokens = [t for kw in record.keywords for t in tokens(kw)]
         target_cats = [c for cat in record.categories for c in category_path(cat)]
         bids = [b for b in record.bids if b.pid in self.products]
@@ -225,10 +264,71 @@ class Index:
                 bit = self._common.get(tok)
                 if bit is not None:
                     bits |= 1 << bit
-            self.rows[r, ROW_BITS0:] = _words(bits)
+            self.rows[r, ROW_BITS0 : ROW_BITS0 + BIT_WORDS] = _words(bits)
             for cat in dict.fromkeys((*self._product_cats[b.pid], *target_cats)):
                 self._postings(self._by_category, cat).add(r)
+            self.rows[r, ROW_REPL] = self.repl_group.get(b.pid, -1)
+        self._chain_substitutes(new_rows)
         self._changed()
+
+    def _chain_substitutes(self, rows: list[int]) -> None:
+        """Stock substitution: each of a campaign's rows points (``ROW_SUB``) to the
+        campaign's next-best row of the same leaf category, best first, so a sold-out
+        product hands its place to the brand's best similar product in stock."""
+        by_leaf: dict[str, list[int]] = {}
+        for r in rows:
+            cats = self._product_cats.get(int(self.rows[r, ROW_PRODUCT]))
+            by_leaf.setdefault(cats[-1] if cats else "", []).append(r)
+        for group in by_leaf.values():
+            group.sort(key=lambda r: (-int(self.rows[r, ROW_BID]) * int(self.rows[r, ROW_QUALITY]),
+                                      r))
+            for a, b in zip(group, [*group[1:], -1], strict=True):
+                self.rows[a, ROW_SUB] = b
+
+    def _segment_bits(self, names: list[str]) -> int:
+        bits = 0
+        for name in names:
+            bit = self.segment_bit.get(name)
+            if bit is None:
+                if len(self.segment_bit) >= MAX_SEGMENTS:
+                    log.error("more than %d targeted segments: %r is ignored until the "
+                              "next rebuild", MAX_SEGMENTS, name)
+                    continue
+                bit = self.segment_bit[name] = len(self.segment_bit)
+            bits |= 1 << bit
+        return bits
+
+    def _register_targets(self, slot: int, record: CampaignRecord) -> None:
+        """Campaign columns and lookups for shopper targeting: suppression window, store
+        and segment targeting, segment bid multipliers."""
+        stores, segs = self._targets_of.pop(slot, ([], []))
+        for store in stores:
+            self.store_slots[store].remove(slot)
+        for seg in segs:
+            self.segment_mults[seg] = [m for m in self.segment_mults[seg] if m[0] != slot]
+        camp = self.campaigns[slot]
+        camp[CAMP_SUPPRESS_DAYS] = record.suppress_purchased_days
+        camp[CAMP_FLAGS] = ((FLAG_NEEDS_STORE if record.stores else 0)
+                            | (FLAG_NEEDS_SEGMENT if record.segments_include else 0))
+        camp[CAMP_SEG_INC0 : CAMP_SEG_INC0 + BIT_WORDS] = _words(
+            self._segment_bits(record.segments_include))
+        camp[CAMP_SEG_EXC0 : CAMP_SEG_EXC0 + BIT_WORDS] = _words(
+            self._segment_bits(record.segments_exclude))
+        for store in record.stores:
+            self.store_slots.setdefault(store, []).append(slot)
+        for seg, permille in record.segment_multipliers.items():
+            self.segment_mults.setdefault(seg, []).append((slot, permille))
+        self._targets_of[slot] = (list(record.stores), list(record.segment_multipliers))
+
+    def segment_words(self, names: list[str]) -> tuple[int, ...]:
+        """A shopper's segments as the kernel's mask words (untargeted ones drop out)."""
+        bits = 0
+        get = self.segment_bit.get
+        for name in names:
+            bit = get(name)
+            if bit is not None:
+                bits |= 1 << bit
+        return _words(bits)
 
     def _register_keywords(self, slot: int, record: CampaignRecord) -> None:
         for table, ph in self._keywords_of.pop(slot, ()):
@@ -422,6 +522,7 @@ class Index:
             "tokens": len(self._by_token),
             "common_tokens": len(self._common),
             "categories": len(self._by_category),
+            "segments": len(self.segment_bit),
             "bytes": int(self.rows.nbytes + self.campaigns.nbytes + self.scratch.nbytes),
         }
 

@@ -47,9 +47,21 @@ def stock(store_id: str) -> str:
     return f"ex:stock:{store_id}"
 
 
-def shopper_segments(shopper_id: str) -> str:
-    """set of the shopper's loyalty segment names."""
-    return f"ex:shp:{shopper_id}:seg"
+def shopper(shopper_id: str) -> str:
+    """hash: everything the auction reads about a shopper in one HGETALL (segments
+    ``s:``, purchases ``b:``, frequency counts ``f:``, exposure ``x:``; exchange/shoppers.py)."""
+    return f"ex:shp:{{{shopper_id}}}"
+
+
+def shopper_exposures(shopper_id: str) -> str:
+    """hash: per-campaign exposure detail ``<pid>:<campaign>`` -> "imps clicks last first"."""
+    return f"ex:shp:{{{shopper_id}}}:x"
+
+
+STORES = "ex:stores"                      # hash: store id -> number (dense from 1; online 0)
+SEGMENT_INTAKE = "ex:signals:segments"    # stream: the loyalty system's segment changes
+SEGMENT_GROUP = "segments"                # its consumer group
+EXPOSED = "ex:signals:exposed"            # stream: "exposed_not_converted" events
 
 
 def idempotency(scope: str, key: str) -> str:

@@ -35,6 +35,7 @@ class AdStats:
         self.filled: dict[str, int] = {}
         self.ads: dict[str, int] = {}
         self.invalid_requests: dict[tuple[str, str], int] = {}  # (placement, reason) -> n
+        self.degraded_requests: dict[str, int] = {}  # shopper state unreadable: no ad
         self.latency_counts = [0] * (len(LATENCY_BUCKETS_S) + 1)
         self.latency_sum = 0.0
 
@@ -47,6 +48,9 @@ class AdStats:
     def invalid(self, placement: str, reason: str) -> None:
         key = (placement, reason)
         self.invalid_requests[key] = self.invalid_requests.get(key, 0) + 1
+
+    def degraded(self, placement: str) -> None:
+        self.degraded_requests[placement] = self.degraded_requests.get(placement, 0) + 1
 
     def auction(self, placement: str, n_ads: int) -> None:
         self.auctions[placement] = self.auctions.get(placement, 0) + 1
@@ -80,6 +84,8 @@ class _AdStatsCollector(Collector):
             ("endcap_auctions", s.auctions, "Auctions run"),
             ("endcap_auctions_filled", s.filled, "Auctions with at least one ad (fill)"),
             ("endcap_ads_served", s.ads, "Ads returned"),
+            ("endcap_ad_requests_degraded", s.degraded_requests,
+             "Requests answered without an ad because the shopper's state was unreadable"),
         ):
             fam = CounterMetricFamily(name, doc, labels=["placement"])
             for placement, n in table.items():

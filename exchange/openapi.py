@@ -17,12 +17,20 @@ from exchange.campaigns import CampaignIn, CampaignOut, CampaignPatch
 from exchange.catalog import ProductIn, ProductPage
 from exchange.pacingview import PacingOut
 from exchange.reports import AdvertiserReport, CampaignReport
+from exchange.signals import Applied, Exposures, PurchaseBatch, SegmentBatch, StockBatch
+
+
+class ErrorDetail(msgspec.Struct, kw_only=True):
+    field: str
+    code: str
+    message: str
 
 
 class ErrorBody(msgspec.Struct, kw_only=True):
     code: str
     message: str
     field: str | None = None
+    details: list[ErrorDetail] | None = None  # every bad field or row, when several
 
 
 class Error(msgspec.Struct, kw_only=True):
@@ -142,6 +150,33 @@ def _report_op(summary: str, answer: dict[str, Any], params: list[dict[str, Any]
     return op
 
 
+def _signal_paths(components: dict[str, Any]) -> dict[str, Any]:
+    """The retailer's signals and a shopper's exposures (operator key)."""
+    (seg, buy, stock, applied, exposures), more = msgspec.json.schema_components(
+        [SegmentBatch, PurchaseBatch, StockBatch, Applied, Exposures],
+        ref_template="#/components/schemas/{name}")
+    components.update(more)
+    shopper = [{"name": "shopper_id", "in": "path", "required": True,
+                "schema": {"type": "string", "minLength": 1, "maxLength": 120,
+                           "example": "L000001"}}]
+    return {
+        "/v1/signals/segments": {"post": _op(
+            "Loyalty segment changes per shopper (adds, then removes); used by the "
+            "shopper's next auction", 200, seg, applied, "operator")},
+        "/v1/signals/purchases": {"post": _op(
+            "Purchase lines (online orders, in-store till lines by loyalty id): purchase "
+            "suppression, and conversions for attribution; unknown SKUs are listed and "
+            "skipped", 200, buy, applied, "operator")},
+        "/v1/signals/stock": {"post": _op(
+            "Stock per SKU and store (store_id \"online\" for the web shop); on every "
+            "worker within the change feed's latency", 200, stock, applied, "operator")},
+        "/v1/shoppers/{shopper_id}/exposures": {"get": {
+            **_op("What the shopper was shown: per SKU and campaign, impressions, clicks, "
+                  "first and last seen, purchased since", 200, None, exposures, "operator"),
+            "parameters": shopper}},
+    }
+
+
 def document() -> dict[str, Any]:
     (schemas_of, components) = msgspec.json.schema_components(_TYPES,
                                                              ref_template="#/components/schemas/{name}")
@@ -221,6 +256,7 @@ def document() -> dict[str, Any]:
                              "responses": {"200": {"description": "text/plain"}}}},
     }
     paths.update(_key_paths(components))
+    paths.update(_signal_paths(components))
     return {
         "openapi": "3.1.0",
         "info": {"title": "Endcap", "version": "1",

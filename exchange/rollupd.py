@@ -1,4 +1,4 @@
-"""The report rollup as its own process: ``python -m exchange rollup``.
+"""The report rollup (and the segment intake) as its own process: ``python -m exchange rollup``.
 
 ``serve`` starts it beside the request workers (setting ``rollup = "process"``), so the
 analytics never take CPU or event-loop time from the ad path, and stops it on the way
@@ -25,6 +25,7 @@ from exchange import campaigns
 from exchange.clock import campaign_zone
 from exchange.embedded import die_with_parent
 from exchange.rollup import Rollup
+from exchange.segmentintake import SegmentIntake
 from exchange.settings import Settings, load_placements
 
 log = logging.getLogger("endcap.rollup")
@@ -58,10 +59,13 @@ async def run(settings: Settings, redis_url: str) -> None:
     rollup = Rollup(client, zone_of=zones, term_ttl_s=settings.token_ttl_s,
                     search_placements=[p.id for p in placements.values()
                                        if p.page_type == "search"])
+    intake = SegmentIntake(client, redis_url)
     try:
         await zones.refresh()
         await rollup.ensure_group()
+        await intake.ensure_group()
         rollup.start()
+        intake.start()
         log.info("rollup consumer %s started", rollup.consumer)
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
@@ -70,7 +74,9 @@ async def run(settings: Settings, redis_url: str) -> None:
                 await zones.refresh()
             except (RedisError, OSError) as exc:
                 log.warning("campaign zones not refreshed: %s", exc)
+        intake.request_stop()
         await rollup.stop()  # finish the batch in hand (counted and acknowledged)
+        await intake.stop()
         log.info("rollup consumer %s stopped: %d counted", rollup.consumer, rollup.counted)
     finally:
         await client.aclose()

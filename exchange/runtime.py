@@ -28,11 +28,17 @@ from exchange.bidlimits import load_bid_limits
 from exchange.clock import business_day, campaign_zone
 from exchange.complements import load_complements
 from exchange.events import EventLog
-from exchange.flow import AdServer
+from exchange.flow import AdServer, SignalSettings
 from exchange.index import Index
 from exchange.metrics import Metrics
+from exchange.replenishment import load_replenishment
+from exchange.resp import ReplyError, RespClient
 from exchange.rollup import AGGREGATE_TTL_S, Rollup
+from exchange.segmentintake import SegmentIntake
 from exchange.settings import Placement, Settings
+from exchange.shoppers import ShopperState, ShopperStore, ZoneClock, parse_state
+from exchange.stock import StockTable
+from exchange.stock import load as load_stock
 from exchange.tracking import Tracker
 from fraud.givt import GivtFilter
 from fraud.ratelimit import RateLimiter
@@ -54,7 +60,13 @@ class Runtime:
         # from_pool: the client owns the pool, so aclose() closes its connections too.
         self.client = aioredis.Redis.from_pool(aioredis.BlockingConnectionPool.from_url(
             redis_url, max_connections=REDIS_POOL_SIZE, timeout=5, health_check_interval=30))
+        self.redis_url = redis_url
         self.index = Index()
+        self.stock = StockTable()
+        self.replenishment = load_replenishment(settings.resolve(settings.replenishment_file))
+        self.shoppers = ShopperStore(self.client)
+        self.resp: RespClient | None = None  # the hot path's own connection (shopper state)
+        self._state_timeout_s = settings.shopper_state_timeout_ms / 1000
         self.ready = False
         self.signer = TokenSigner(
             settings.signing_keys, settings.signing_key_id, settings.token_ttl_s,
@@ -82,6 +94,9 @@ class Runtime:
             min_increment_micros=settings.min_increment_micros, max_slots=settings.max_slots,
             givt=self.givt, limiter=self.limiter, pacer=self.pacer,
             complements=load_complements(settings.resolve(settings.complements_file)),
+            stock=lambda: self.stock,
+            signals=SignalSettings(low_stock_threshold=settings.low_stock_threshold,
+                                   fatigue_k=settings.fatigue_k, zone=settings.zone),
         )
         self.tracker = Tracker(
             client=self.client, ledger=self.ledger, signer=self.signer,
@@ -89,12 +104,15 @@ class Runtime:
             zone_of=self.zone_of, placement_ids=list(placements),
             fallback_url=settings.fallback_landing_url,
             min_click_delay_ms=settings.min_click_delay_ms, givt=self.givt,
-            limiter=self.limiter, pacer=self.pacer,
+            limiter=self.limiter, pacer=self.pacer, shoppers=self.shoppers,
+            cap_clock=ZoneClock(settings.zone), notify_at=settings.exposure_notify_at,
+            exposed_maxlen=settings.exposed_stream_maxlen,
         )
         self.rollup = Rollup(self.client, zone_of=self.zone_of,
                              term_ttl_s=settings.token_ttl_s,
                              search_placements=[p.id for p in placements.values()
                                                 if p.page_type == "search"])
+        self.intake = SegmentIntake(self.client, redis_url)
         self.feed: changes.ChangeFeed | None = None
         self._rates: asyncio.Task[None] | None = None
         self._daypart_task: asyncio.Task[None] | None = None
@@ -120,6 +138,7 @@ class Runtime:
     async def start(self) -> None:
         started = time.perf_counter()
         await self.client.ping()
+        self.resp = await RespClient.connect(self.redis_url)
         warm_up()
         self.givt.warm_up()
         position = await changes.position(self.client)
@@ -130,7 +149,9 @@ class Runtime:
         self.events.start()
         if self.settings.rollup == "worker":
             await self.rollup.ensure_group()
+            await self.intake.ensure_group()
             self.rollup.start()
+            self.intake.start()
         self._stopping = False
         self._rates = asyncio.create_task(self._share_rates(), name="rate-limit-sync")
         self._daypart_task = asyncio.create_task(self._every_10s(), name="every-10s")
@@ -144,10 +165,12 @@ class Runtime:
             self._daypart_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._daypart_task
-        self.rollup.request_stop()  # both tailers wind down in the same blocking read
+        self.rollup.request_stop()  # the tailers wind down in the same blocking read
+        self.intake.request_stop()
         if self.feed is not None:
             await self.feed.stop()
         await self.rollup.stop()
+        await self.intake.stop()
         if self._rates is not None:
             # Let an in-flight sync finish rather than cancel redis-py mid-call.
             try:
@@ -163,6 +186,8 @@ class Runtime:
         try:
             await self.events.close()
         finally:
+            if self.resp is not None:
+                await self.resp.close()
             await self.client.aclose()
 
     async def reload(self) -> None:
@@ -173,13 +198,16 @@ class Runtime:
             records = await campaigns.load_all(self.client)
             now = time.time_ns() // 1_000_000
             off = [r.id for r in records if not self._in_daypart(r, now)]
-            index = await asyncio.to_thread(Index.build, products, records, off)
+            index = await asyncio.to_thread(Index.build, products, records, off,
+                                            self.replenishment)
+            stock = await load_stock(self.client, max(index.products, default=0) + 1)
             self.pacer.set_campaigns(self._paced(records))
             for cid in index.campaign_slot:
                 index.set_gate(cid, self.pacer.gate(cid))
             with contextlib.suppress(RedisError, OSError):  # the old index's last counts
                 await self.flush_eligible(self.index)
             self.index = index
+            self.stock = stock
             log.info("index built in %.2fs: %s", time.perf_counter() - t0, self.index.stats())
             _settle_gc()
 
@@ -198,6 +226,13 @@ class Runtime:
         elif kind == "product":
             raw = await self.client.hmget(keys.PRODUCTS, [str(i) for i in ids])
             index.upsert_products(catalog.decode_record(v) for v in raw if v)
+        elif kind == "stock":  # (store number, pid, quantity) triples
+            stock = self.stock
+            if any(c not in stock.columns.values() for c in ids[::3]):
+                names = await self.client.hgetall(keys.STORES)
+                stock.columns.update({k.decode(): int(v) for k, v in names.items()})
+            for i in range(0, len(ids) - 2, 3):
+                stock.apply(ids[i], ids[i + 1], ids[i + 2])
         elif kind == "budget":
             for cid in ids:  # a worker's bill found the budget spent: close the gate here too
                 self.pacer.exhausted(cid)
@@ -205,6 +240,19 @@ class Runtime:
             await self.reload()
         if self.index.needs_compaction:
             await self.reload()
+
+    async def shopper_state(self, shopper: str) -> ShopperState | None:
+        """The shopper's state in one round trip on the hot path's own connection; None
+        if Redis does not answer in ``shopper_state_timeout_ms`` (the caller serves no ad)."""
+        resp = self.resp
+        if resp is None:
+            return None
+        try:
+            flat = await resp.execute(b"HGETALL", keys.shopper(shopper),
+                                      timeout_s=self._state_timeout_s)
+        except (ConnectionError, TimeoutError, ReplyError, OSError):
+            return None
+        return parse_state(flat)  # type: ignore[arg-type]
 
     def zone_of(self, campaign_id: int) -> ZoneInfo:
         """The zone a campaign's days and hours are counted in (reports, budgets)."""

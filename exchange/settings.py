@@ -80,6 +80,15 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     pacing_report_ms: Annotated[int, msgspec.Meta(ge=50, le=10_000)] = 1_000
     pacing_lease_ttl_ms: Annotated[int, msgspec.Meta(ge=500, le=600_000)] = 60_000
     pacing_in_flight_s: Annotated[int, msgspec.Meta(ge=1, le=86_400)] = 600
+    # Shopper signals (docs/signals.md)
+    replenishment_file: str = "config/replenishment.toml"
+    # How long an ad request waits for the shopper's state before answering without an ad.
+    shopper_state_timeout_ms: Annotated[int, msgspec.Meta(ge=1, le=1_000)] = 20
+    low_stock_threshold: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 3
+    fatigue_k: Annotated[int, msgspec.Meta(ge=0, le=1_000)] = 5
+    # "Seen N times, did not buy": the exposed_not_converted event fires at N impressions.
+    exposure_notify_at: Annotated[int, msgspec.Meta(ge=1, le=1_000)] = 3
+    exposed_stream_maxlen: Annotated[int, msgspec.Meta(ge=1_000)] = 1_000_000
 
     @property
     def min_increment_micros(self) -> int:
@@ -103,10 +112,23 @@ class Placement(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen
     formats: list[str]
     floor: str
     open_to_dsps: bool = False
+    # Silence: an ad must reach this relevance (its quality: predicted CTR x query match,
+    # 0..1) and this expected value per impression (bid x quality, currency units), or
+    # the slot stays empty. Better no ad than a wrong one.
+    min_relevance: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
+    min_expected_value: str = "0"
 
     @property
     def floor_micros(self) -> int:
         return parse_micros(self.floor)
+
+    @property
+    def min_quality_ppm(self) -> int:
+        return round(self.min_relevance * 1_000_000)
+
+    @property
+    def min_expected_value_micros(self) -> int:
+        return parse_micros(self.min_expected_value)
 
 
 class _PlacementFile(msgspec.Struct, forbid_unknown_fields=True):

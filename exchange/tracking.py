@@ -5,6 +5,12 @@ as a good one, so probing teaches nothing, but it is logged as an invalid event 
 its reason and never billed. A click charges the clearing price in the ledger's Lua
 script, which also writes the click to the event log in the same atomic step; if the
 charge spends the campaign out, every worker hears it through the change feed.
+
+A recorded impression or click of a token that names its shopper also updates that
+shopper's state (``exchange/shoppers.py``): the campaign's frequency count and the
+product's exposure memory. When a product's impressions reach ``notify_at`` with no
+purchase since the shopper first saw it, an ``exposed_not_converted`` event goes to
+``ex:signals:exposed`` for the loyalty side.
 """
 
 from __future__ import annotations
@@ -15,16 +21,18 @@ from collections.abc import Callable
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from auction.selection import CAMP_GATE
-from exchange import changes
+from exchange import changes, keys
 from exchange.clock import business_day
 from exchange.events import Event, EventLog, encoder
 from exchange.index import Index
 from exchange.metrics import Metrics
 from exchange.screening import PassAll, RateCheck, TrafficCheck, device_key
+from exchange.shoppers import CAP_UNITS, ShopperStore, ZoneClock
 from fraud.errors import TokenError
 from fraud.signature import AdToken, TokenSigner, new_imp_id
 from pacing.ledger import Ledger
@@ -37,6 +45,20 @@ SEQUENCE_REASONS = {
     "without_prerequisite": "click_without_impression",
     "too_soon_after_prerequisite": "click_too_fast",
 }
+
+
+class ExposedNotConverted(msgspec.Struct, kw_only=True):
+    """``ex:signals:exposed`` entry (field ``e``): the shopper saw the product's ads
+    ``impressions`` times and has not bought it since the first."""
+
+    v: int = 1
+    type: str = "exposed_not_converted"
+    id: str
+    ts: int
+    shopper_id: str
+    sku: str
+    campaign_id: int
+    impressions: int
 
 
 class BudgetWatch(Protocol):
@@ -60,8 +82,16 @@ class Tracker:
         limiter: RateCheck | None = None,
         min_click_delay_ms: int = 0,
         pacer: BudgetWatch | None = None,
+        shoppers: ShopperStore | None = None,
+        cap_clock: ZoneClock | None = None,
+        notify_at: int = 3,
+        exposed_maxlen: int = 1_000_000,
     ) -> None:
         self._client = client
+        self._shoppers = shoppers
+        self._cap_clock = cap_clock or ZoneClock(ZoneInfo("UTC"))
+        self._notify_at = notify_at
+        self._exposed_maxlen = exposed_maxlen
         self._ledger = ledger
         self._signer = signer
         self._index = index
@@ -74,6 +104,26 @@ class Tracker:
         self._limiter: RateCheck = limiter or PassAll()
         self._min_click_delay_ms = min_click_delay_ms
         self._pacer = pacer
+
+    async def _exposure(self, kind: str, token: AdToken, record: object, sku: str,
+                        now_ms: int) -> None:
+        """Frequency count and exposure memory of the token's shopper. A failure here
+        loses one count, never the (already recorded) beacon."""
+        assert self._shoppers is not None
+        cap = getattr(record, "frequency_cap", None)
+        unit = CAP_UNITS[cap.per] if cap is not None else 0
+        bucket = self._cap_clock.bucket(now_ms // 1000, unit) if unit else 0
+        try:
+            crossed = await self._shoppers.record_exposure(
+                token.shopper, token.product_id, token.campaign_id, kind[0], now_ms,
+                cap_unit_s=unit, cap_bucket=bucket, notify_at=self._notify_at)
+            if crossed:
+                await self._client.xadd(keys.EXPOSED, {"e": encoder.encode(ExposedNotConverted(
+                    id=f"{token.imp_id.hex()}:n", ts=now_ms, shopper_id=token.shopper,
+                    sku=sku, campaign_id=token.campaign_id, impressions=crossed))},
+                    maxlen=self._exposed_maxlen, approximate=True)
+        except (RedisError, OSError) as exc:
+            log.warning("exposure of %s not counted: %s", token.imp_id.hex(), exc)
 
     def _day(self, campaign_id: int, now_ms: int) -> str:
         """The campaign's budget day: midnight to midnight in its own zone."""
@@ -192,6 +242,8 @@ class Tracker:
             await self._invalid_billable(kind, "replayed", token, now_ms)
             return token
         self._metrics.beacons.labels(kind, "recorded").inc()
+        if token.shopper and self._shoppers is not None:
+            await self._exposure(kind, token, record, product.sku if product else "", now_ms)
         if result.charged_micros:
             self._metrics.spend.labels("cpc").inc(result.charged_micros)
         if result.exhausted and slot is not None and index.campaigns[slot, CAMP_GATE]:

@@ -314,3 +314,25 @@ def test_a_bad_bid_limits_file_names_the_problem(tmp_path: Path) -> None:
             load_bid_limits(tmp_path / "l.toml")
     assert load_bid_limits(ROOT / "config" / "bid_limits.toml").for_category(
         "Electronics > TV") == (150_000, 25_000_000)
+
+
+async def test_every_bad_field_is_listed_in_one_answer(
+        client: httpx.AsyncClient, redis_sync: redis.Redis) -> None:
+    await seed_catalog(client)
+    adv = await new_advertiser(client)
+    body = campaign_body(
+        budget={"daily": "0", "total": "5.00"},
+        products=[{"sku": "OAT-1", "bid": "abc"}, {"sku": "NOPE-9", "bid": "1.00"},
+                  {"sku": "OAT-2", "bid": "0.50"}],
+        schedule={"start": "2026-12-01T00:00:00Z", "end": "2026-11-01T00:00:00Z",
+                  "time_zone": "Mars/Olympus"},
+        targeting={"keywords": ["oat milk"], "segments": {
+            "include": [], "exclude": [], "bid_multipliers": {"gamer": "20"}}})
+    r = await client.post("/v1/campaigns", headers=adv, json=body)
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["field"] == "budget.daily"  # the first, as before
+    assert [d["field"] for d in error["details"]] == [
+        "budget.daily", "products[0].bid", "products[1].sku", "schedule.end",
+        "schedule.time_zone", "targeting.segments.bid_multipliers"]
+    assert not redis_sync.smembers(keys.CAMPAIGN_IDS)  # nothing written

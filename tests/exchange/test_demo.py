@@ -12,6 +12,7 @@ import redis
 import redis.asyncio as aioredis
 
 from exchange import advertisers, campaigns, catalog, demo, keys
+from exchange.stock import decode_quantities
 
 SMALL = demo.DemoSizes(
     products=2_000, campaigns=200, bids=4_000, advertisers=80, shoppers=100, stores=5
@@ -166,10 +167,13 @@ def test_load_writes_what_was_generated(redis_sync: redis.Redis, data: demo.Demo
     assert redis_sync.get(keys.SEQ_CAMPAIGN) == str(SMALL.campaigns).encode()
 
     for shopper_id, segments in data.shoppers[:20]:
-        got = {s.decode() for s in redis_sync.smembers(keys.shopper_segments(shopper_id))}
+        got = {f.decode()[2:] for f in redis_sync.hkeys(keys.shopper(shopper_id))}
         assert got == set(segments)
-    for store, qty in data.stock.items():
-        assert np.array_equal(np.frombuffer(redis_sync.get(keys.stock(store)), "<u2"), qty)
+    for store, qty in data.stock.items():  # stored as quantity + 1 (0 = never reported)
+        stored = np.frombuffer(redis_sync.get(keys.stock(store)), "<u2")
+        assert np.array_equal(stored.astype(np.int64) - 1, qty)
+        assert np.array_equal(decode_quantities(redis_sync.get(keys.stock(store))), qty)
+    assert {k.decode() for k in redis_sync.hkeys(keys.STORES)} == set(data.stock)
 
     marker = redis_sync.hgetall(keys.DEMO_MARKER)
     assert marker[b"products"] == b"2000" and marker[b"seed"] == b"7"
