@@ -244,11 +244,12 @@ def select_and_clear_py(
     n_counted = len(cand_list) - min(max(prm[P_N_EXTRA], 0), len(cand_list))
     camp_cols = len(camp_table[0]) if camp_table else 0
     shopper = decode_shopper(prm, len(row_table), len(camp_table), camp_cols, scratch_len)
-    stock_table = _table(stock) if stock is not None else []
+    stock_table = _table(stock) if stock is not None else []  # one row per column (store)
+    stock_cols = len(stock_table)
     if stock is not None and hasattr(stock, "shape"):
-        stock_cols = stock.shape[1]
+        stock_products = stock.shape[1]
     else:
-        stock_cols = len(stock_table[0]) if stock_table else 0
+        stock_products = len(stock_table[0]) if stock_table else 0
 
     def stock_level(product: int) -> int:
         """Max quantity over the checked columns; unknown (65535 or off the array) is max."""
@@ -256,9 +257,9 @@ def select_and_clear_py(
             return STOCK_UNKNOWN  # no stock check
         level = 0
         for c in shopper.stock_columns:
-            if not 0 <= product < len(stock_table) or c >= stock_cols:
+            if not 0 <= product < stock_products or c >= stock_cols:
                 return STOCK_UNKNOWN
-            level = max(level, stock_table[product][c])
+            level = max(level, stock_table[c][product])
         return level
 
     def replenishment_suppressed(row: list[int]) -> bool:  # rule 4

@@ -6,9 +6,10 @@ quantity of ``q`` (capped at ``MAX_QTY``). ``ex:stores`` numbers the stores dens
 0 (``online`` is the web shop's stock). ``POST /v1/signals/stock`` writes both and appends a
 ``stock`` entry to the change feed; every worker patches its table from it.
 
-In memory: one C-contiguous uint16 array ``(product capacity, store count)`` holding the
-quantity, or ``STOCK_UNKNOWN`` (65535). The auction kernel reads it directly
-(``auction.selection``: unknown = available, 0 = out of stock).
+In memory: one C-contiguous uint16 array ``(store count, product capacity)`` holding the
+quantity, or ``STOCK_UNKNOWN`` (65535): a row per store, so an auction's lookups stay in
+one or two contiguous rows. The auction kernel reads it directly (``auction.selection``:
+unknown = available, 0 = out of stock).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class StockTable:
     def __init__(self, products: int = 1024, stores: dict[str, int] | None = None) -> None:
         self.columns: dict[str, int] = dict(stores or {})
         width = max(self.columns.values(), default=-1) + 1
-        self.array = np.full((max(products, 1), max(width, 1)), STOCK_UNKNOWN, dtype=np.uint16)
+        self.array = np.full((max(width, 1), max(products, 1)), STOCK_UNKNOWN, dtype=np.uint16)
         self.version = 0
 
     def column(self, store: str | None) -> int:
@@ -49,18 +50,18 @@ class StockTable:
         return self.columns.get(store, -1) if store else -1
 
     def _fit(self, pid: int, col: int) -> None:
-        rows, cols = self.array.shape
-        if pid < rows and col < cols:
+        cols, pids = self.array.shape
+        if pid < pids and col < cols:
             return
-        grown = np.full((max(rows, pid + 1 + rows // 2), max(cols, col + 1)), STOCK_UNKNOWN,
+        grown = np.full((max(cols, col + 1), max(pids, pid + 1 + pids // 2)), STOCK_UNKNOWN,
                         dtype=np.uint16)
-        grown[:rows, :cols] = self.array
+        grown[:cols, :pids] = self.array
         self.array = grown
 
     def set_column(self, store: str, col: int, quantities: np.ndarray) -> None:
         self.columns[store] = col
         self._fit(max(len(quantities) - 1, 0), col)
-        self.array[: len(quantities), col] = quantities
+        self.array[col, : len(quantities)] = quantities
         self.version += 1
 
     def apply(self, col: int, pid: int, qty: int) -> None:
@@ -68,14 +69,14 @@ class StockTable:
         if pid < 0 or col < 0:
             return
         self._fit(pid, col)
-        self.array[pid, col] = min(qty, STOCK_UNKNOWN)
+        self.array[col, pid] = min(qty, STOCK_UNKNOWN)
         self.version += 1
 
     def quantity(self, pid: int, store: str) -> int | None:
         col = self.column(store)
-        if col < 0 or pid >= self.array.shape[0]:
+        if col < 0 or pid >= self.array.shape[1]:
             return None
-        q = int(self.array[pid, col])
+        q = int(self.array[col, pid])
         return None if q == STOCK_UNKNOWN else q
 
 

@@ -137,10 +137,11 @@ def mark(days_since: int | None = None, exposures: int = 0) -> int:
 
 
 def stock_of(quantities: Sequence[Sequence[int]]) -> npt.NDArray[np.uint16]:
-    """A (products, columns) stock array; rows must have equal length."""
+    """The kernel's (columns, products) stock array from one row per product (easier to
+    read in tests); rows must have equal length."""
     if not quantities:
         return np.zeros((0, 0), dtype=np.uint16)
-    return np.array(quantities, dtype=np.uint16)
+    return np.ascontiguousarray(np.array(quantities, dtype=np.uint16).T)
 
 
 NO_STOCK = np.zeros((0, 0), dtype=np.uint16)

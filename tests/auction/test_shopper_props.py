@@ -107,9 +107,9 @@ def cases(draw: st.DrawFn, rich: bool = False) -> Case:
     n_products = draw(mostly(10, *range(10)))
     n_cols = draw(mostly(2, 0, 1, 3))
     qty = st.one_of(st.integers(0, 12), st.just(STOCK_UNKNOWN)) if rich else QTY
-    stock = np.array(
-        [[draw(qty) for _ in range(n_cols)] for _ in range(n_products)], dtype=np.uint16
-    ).reshape(n_products, n_cols)
+    stock = np.array(  # the kernel's layout: one row per column (store)
+        [[draw(qty) for _ in range(n_products)] for _ in range(n_cols)], dtype=np.uint16
+    ).reshape(n_cols, n_products)
 
     slot = st.one_of(st.integers(0, n_camps - 1), st.sampled_from([-1, n_camps]))
     prm = params(
