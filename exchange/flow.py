@@ -334,24 +334,29 @@ class AdServer:
         params[P_MIN_EV] = self._min_ev[placement.id]
         params[P_SEG0 : P_SEG0 + BIT_WORDS] = (index.segment_words(state.segments)
                                                if state.segments else _NO_BITS)
-        tail: list[int] = []
-        now_s = params[P_NOW_MS] // 1000
+        now_s = int(params[P_NOW_MS]) // 1000
+        end = len(params)
+        pos = P_TAIL
         # Products the shopper bought or was shown: (pid, days since purchase + 1 | imps).
-        marks: dict[int, int] = {}
         groups: list[int] = []
-        repl_days = index.replenishment.days
-        for pid, ts in state.purchases.items():
-            days = max(0, (now_s - ts) // DAY_S)
-            marks[pid] = min(days + 1, 0xFFFF)
-            g = index.repl_group.get(pid)
-            if g is not None and days < repl_days[g]:
-                groups.append(g)
-        for pid, imps in state.exposures.items():
-            marks[pid] = marks.get(pid, 0) | (min(imps, 0x7FFF) << 16)
-        for pid, mark in marks.items():
-            tail += (pid, mark)
-        params[P_N_PMARK] = len(marks)
-        n_block = 0
+        if state.purchases or state.exposures:
+            marks: dict[int, int] = {}
+            repl_days, repl_group = index.replenishment.days, index.repl_group
+            for pid, ts in state.purchases.items():
+                days = max(0, (now_s - ts) // DAY_S)
+                marks[pid] = min(days + 1, 0xFFFF)
+                g = repl_group.get(pid)
+                if g is not None and days < repl_days[g]:
+                    groups.append(g)
+            for pid, imps in state.exposures.items():
+                marks[pid] = marks.get(pid, 0) | (min(imps, 0x7FFF) << 16)
+            flat = [v for item in marks.items() for v in item][: end - pos]
+            params[pos : pos + len(flat)] = flat
+            pos += len(flat)
+            params[P_N_PMARK] = len(flat) // 2
+        else:
+            params[P_N_PMARK] = 0
+        blocked: list[int] = []
         if state.caps:
             slot_of, records, clock = index.campaign_slot, index.campaign_records, self._clock
             for cid, (bucket, count) in state.caps.items():
@@ -360,24 +365,15 @@ class AdServer:
                 cap = record.frequency_cap if record is not None else None
                 if cap is not None and count >= cap.impressions and \
                         bucket == clock.bucket(now_s, CAP_UNITS[cap.per]):
-                    tail.append(slot)  # type: ignore[arg-type]
-                    n_block += 1
-        params[P_N_BLOCK] = n_block
-        slots = index.store_slots.get(store, ()) if store else ()
-        tail += slots
-        params[P_N_STORE] = len(slots)
-        n_mult = 0
-        for seg in state.segments:
-            for slot, permille in index.segment_mults.get(seg, ()):
-                tail += (slot, permille)
-                n_mult += 1
-        params[P_N_MULT] = n_mult
-        tail += groups
-        params[P_N_REPL] = len(groups)
-        if tail:
-            if len(tail) > TAIL_MAX:  # never in practice: state is pruned, lists are short
-                tail = tail[:TAIL_MAX]
-            params[P_TAIL : P_TAIL + len(tail)] = tail
+                    blocked.append(slot)  # type: ignore[arg-type]
+        pos = _put(params, pos, P_N_BLOCK, blocked)
+        pos = _put(params, pos, P_N_STORE, index.store_array(store) if store else _EMPTY)
+        mults = [index.multiplier_array(seg) for seg in state.segments]
+        mults = [m for m in mults if len(m)]
+        pos = _put(params, pos, P_N_MULT,
+                  (mults[0] if len(mults) == 1 else np.concatenate(mults)) if mults else _EMPTY,
+                  width=2)
+        _put(params, pos, P_N_REPL, groups)
 
     def _product_page(self, index: Index, pid: int) -> tuple[np.ndarray, int]:
         """Rows for a product's page and the "token count" to clear them with.
@@ -452,6 +448,17 @@ class AdServer:
                                  sku, price, slot, shopper, term))
         self._events.add_wins(wins)
         return ads
+
+
+def _put(params: np.ndarray, pos: int, count_at: int, values: list[int] | np.ndarray,
+         width: int = 1) -> int:
+    """Write one tail list at ``pos`` (cut to the room left, whole entries only), set its
+    count, and return where the next list starts."""
+    n = min(len(values), (len(params) - pos) // width * width)
+    if n:
+        params[pos : pos + n] = values[:n]
+    params[count_at] = n // width
+    return pos + n
 
 
 _NO_STOCK_TABLE = StockTable(1)

@@ -112,6 +112,7 @@ class Index:
         self.store_slots: dict[str, list[int]] = {}
         self.segment_mults: dict[str, list[tuple[int, int]]] = {}  # -> (slot, permille)
         self._targets_of: dict[int, tuple[list[str], list[str]]] = {}  # slot -> stores, segs
+        self._target_arrays: dict[str, np.ndarray] = {}  # the two above, as kernel input
         self.products: dict[int, ProductRecord] = {}
         self.sku_to_pid: dict[str, int] = {}
         self._product_tokens: dict[int, list[str]] = {}
@@ -319,6 +320,31 @@ class Index:
         for seg, permille in record.segment_multipliers.items():
             self.segment_mults.setdefault(seg, []).append((slot, permille))
         self._targets_of[slot] = (list(record.stores), list(record.segment_multipliers))
+        self._target_arrays.clear()
+
+    def store_array(self, store: str) -> np.ndarray:
+        """Slots of the campaigns that target ``store`` (kernel tail list), cached."""
+        slots = self.store_slots.get(store)
+        if not slots:  # (unknown stores are not cached: requests name any store they like)
+            return _EMPTY
+        key = "s:" + store
+        arr = self._target_arrays.get(key)
+        if arr is None:
+            arr = self._target_arrays[key] = np.array(slots, dtype=np.int64)
+        return arr
+
+    def multiplier_array(self, segment: str) -> np.ndarray:
+        """(slot, permille) pairs, flattened, of the campaigns with a bid multiplier for
+        ``segment`` (kernel tail list), cached."""
+        pairs = self.segment_mults.get(segment)
+        if not pairs:
+            return _EMPTY
+        key = "m:" + segment
+        arr = self._target_arrays.get(key)
+        if arr is None:
+            arr = self._target_arrays[key] = np.array(
+                [v for pair in pairs for v in pair], dtype=np.int64)
+        return arr
 
     def segment_words(self, names: list[str]) -> tuple[int, ...]:
         """A shopper's segments as the kernel's mask words (untargeted ones drop out)."""
