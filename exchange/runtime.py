@@ -149,8 +149,9 @@ class Runtime:
         self.events.start()
         if self.settings.rollup == "worker":
             await self.rollup.ensure_group()
-            await self.intake.ensure_group()
             self.rollup.start()
+        if self.settings.rollup != "process":  # else the background process reads it
+            await self.intake.ensure_group()
             self.intake.start()
         self._stopping = False
         self._rates = asyncio.create_task(self._share_rates(), name="rate-limit-sync")

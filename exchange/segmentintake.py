@@ -13,7 +13,8 @@ twice is harmless (set semantics), so at-least-once delivery is enough. An entry
 not a valid change is acknowledged, counted in ``rejected`` and logged, never retried.
 
 Runs in the background process beside the report rollup (``python -m exchange rollup``),
-or in each request worker when ``rollup = "worker"``. Several consumers share the group;
+or in each request worker when ``rollup`` is ``"worker"`` or ``"off"`` (segments must
+flow even when reports do not). Several consumers share the group;
 a shopper's changes are applied in order as long as one consumer holds the stream (the
 default), and the last write wins otherwise.
 """

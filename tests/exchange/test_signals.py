@@ -340,3 +340,15 @@ async def test_signals_need_the_operator_key(client: httpx.AsyncClient) -> None:
         assert (await client.post(path, json=[])).status_code == 401
         assert (await client.post(path, json=[], headers=adv)).status_code == 403
     assert (await client.get("/v1/shoppers/L1/exposures", headers=adv)).status_code == 403
+
+
+async def test_segment_intake_runs_in_the_workers_when_reports_are_off(
+        redis_url: str, redis_sync: redis.Redis) -> None:
+    app = Exchange(make_settings(rollup="off"), redis_url)
+    await app.runtime.start()
+    try:
+        redis_sync.xadd(keys.SEGMENT_INTAKE, {"shopper_id": "S8", "add": "vegan"})
+        await wait_for(lambda: app.runtime.intake.applied == 1)
+        assert redis_sync.hget(keys.shopper("S8"), "s:vegan") == b"1"
+    finally:
+        await app.runtime.stop()
