@@ -350,6 +350,15 @@ class _Problems:
             self.found.append(exc)
             return default
 
+    def passes(self, check: Callable[[], object]) -> bool:
+        """Run ``check``; False (and the problem noted) if it raised ``BadRequest``."""
+        try:
+            check()
+        except BadRequest as exc:
+            self.found.append(exc)
+            return False
+        return True
+
     def add(self, message: str, field: str) -> None:
         self.found.append(BadRequest(message, field=field))
 
@@ -408,8 +417,8 @@ def build_record(
         field = f"products[{i}].bid"
         bid = bad.run(lambda pb=pb, field=field: _money(pb.bid or "", field), 0) \
             if pb.bid is not None else default_bid
-        if bid and bad.run(lambda bid=bid, pid=pid, field=field: check_bid(
-                bid, limits(pid) if limits else None, field), False) is None:
+        if bid and bad.passes(lambda bid=bid, pid=pid, field=field: check_bid(
+                bid, limits(pid) if limits else None, field)):
             bids.append(BidRecord(pb.sku, pid, bid, pb.bid is not None))
     start_ms = bad.run(lambda: _ms(body.schedule.start if body.schedule else None,
                                    "schedule.start"), 0)

@@ -66,7 +66,6 @@ from exchange.stock import ONLINE, StockTable
 from fraud.signature import KIND_SPONSORED_PRODUCT, MAX_SHOPPER, AdToken, TokenSigner, new_imp_id
 
 _EMPTY = np.zeros(0, dtype=np.int64)
-_NO_STOCK = np.zeros((0, 0), dtype=np.uint16)
 TAIL_MAX = 16_384  # params entries for the shopper's lists; longer lists are cut
 DAY_S = 86_400
 _UTC = ZoneInfo("UTC")

@@ -125,11 +125,15 @@ class ShopperStore:
                   now_ms // 1000 - PURCHASE_KEEP_S])
         return int(reply)
 
-    async def record_purchases(self, shopper: str, lines: list[tuple[int, int]]) -> None:
-        """``lines``: (pid, unix s). Keeps the latest purchase time of each product."""
-        args: list[int] = [STATE_TTL_S, PRUNE_ABOVE,
-                           time.time_ns() // 1_000_000 - EXPOSURE_KEEP_MS,
-                           time.time_ns() // 1_000_000_000 - PURCHASE_KEEP_S]
-        for pid, ts in lines:
-            args += [pid, ts]
-        await self._purchase(keys=[keys.shopper(shopper)], args=args)
+    async def record_purchases(self, lines: dict[str, list[tuple[int, int]]]) -> None:
+        """Shopper -> (pid, unix s) lines, one script call per shopper, all in one
+        pipelined round trip. Keeps the latest purchase time of each product."""
+        now_ms = time.time_ns() // 1_000_000
+        head: list[int] = [STATE_TTL_S, PRUNE_ABOVE, now_ms - EXPOSURE_KEEP_MS,
+                           now_ms // 1000 - PURCHASE_KEEP_S]
+        async with self._client.pipeline(transaction=False) as pipe:
+            for shopper, bought in lines.items():
+                await self._purchase(keys=[keys.shopper(shopper)],
+                                     args=head + [v for line in bought for v in line],
+                                     client=pipe)
+            await pipe.execute()

@@ -136,8 +136,8 @@ async def apply_purchases(client: aioredis.Redis, store: ShopperStore,
             v=SCHEMA_VERSION, id=f"o:{p.order_id}:{p.sku}:{p.quantity}", type="conversion",
             ts=ts_ms, sku=p.sku, price_micros=price, quantity=p.quantity,
             shopper_id=p.shopper_id, store_id=p.store_id or "", order_id=p.order_id)))
-    for shopper, lines in by_shopper.items():
-        await store.record_purchases(shopper, lines)
+    if by_shopper:
+        await store.record_purchases(by_shopper)
     if events:
         async with client.pipeline(transaction=False) as pipe:
             for e in events:

@@ -72,13 +72,6 @@ class StockTable:
         self.array[col, pid] = min(qty, STOCK_UNKNOWN)
         self.version += 1
 
-    def quantity(self, pid: int, store: str) -> int | None:
-        col = self.column(store)
-        if col < 0 or pid >= self.array.shape[1]:
-            return None
-        q = int(self.array[col, pid])
-        return None if q == STOCK_UNKNOWN else q
-
 
 async def load(client: aioredis.Redis, products: int) -> StockTable:
     """Every store's stock from Redis (start-up and full reloads)."""

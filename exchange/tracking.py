@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 
 from auction.selection import CAMP_GATE
 from exchange import changes, keys
+from exchange.campaigns import CampaignRecord
 from exchange.clock import business_day
 from exchange.events import Event, EventLog, encoder
 from exchange.index import Index
@@ -105,12 +106,12 @@ class Tracker:
         self._min_click_delay_ms = min_click_delay_ms
         self._pacer = pacer
 
-    async def _exposure(self, kind: str, token: AdToken, record: object, sku: str,
-                        now_ms: int) -> None:
+    async def _exposure(self, kind: str, token: AdToken, record: CampaignRecord | None,
+                        sku: str, now_ms: int) -> None:
         """Frequency count and exposure memory of the token's shopper. A failure here
         loses one count, never the (already recorded) beacon."""
         assert self._shoppers is not None
-        cap = getattr(record, "frequency_cap", None)
+        cap = record.frequency_cap if record is not None else None
         unit = CAP_UNITS[cap.per] if cap is not None else 0
         bucket = self._cap_clock.bucket(now_ms // 1000, unit) if unit else 0
         try:

@@ -12,6 +12,7 @@ from exchange.campaigns import public_id
 from exchange.errors import ApiError, BadRequest
 from exchange.responses import json_response, read_json
 from exchange.runtime import runtime_of
+from exchange.shoppers import parse_state
 
 MAX_BODY = 32 * 1024 * 1024
 
@@ -50,10 +51,11 @@ async def get_exposures(request: Request) -> Response:
     shopper = request.path_params["shopper_id"]
     if not 0 < len(shopper) <= 120:
         raise BadRequest("shopper id must be 1 to 120 characters", field="shopper_id")
-    detail = await rt.client.hgetall(keys.shopper_exposures(shopper))
-    bought_raw = await rt.client.hgetall(keys.shopper(shopper))
-    bought = {int(k[2:]): int(v) for k, v in bought_raw.items()
-              if k.startswith(b"b:") and k[2:].isdigit() and v.isdigit()}
+    async with rt.client.pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.shopper_exposures(shopper))
+        pipe.hgetall(keys.shopper(shopper))
+        detail, hot = await pipe.execute()
+    bought = parse_state(hot).purchases
     products = rt.index.products
     out: list[signals.Exposure] = []
     for name, value in detail.items():

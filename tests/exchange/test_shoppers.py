@@ -75,7 +75,7 @@ async def test_exposure_counts_caps_and_notifies_once_per_cycle(
     assert redis_sync.hget(keys.shopper_exposures("A"), "5:9") == f"5 1 {now + 11} {now}".encode()
     # A purchase after the cycle began: the next impression starts a new one, which can
     # notify again at its own third impression.
-    await store.record_purchases("A", [(5, (now + 20) // 1000 + 1)])
+    await store.record_purchases({"A": [(5, (now + 20) // 1000 + 1)]})
     got = [await store.record_exposure("A", 5, 9, "i", now + 5000 + i, notify_at=3)
            for i in range(3)]
     assert got == [0, 0, 3]
@@ -86,8 +86,8 @@ async def test_exposure_counts_caps_and_notifies_once_per_cycle(
 async def test_purchases_keep_the_latest_time(redis_async: aioredis.Redis,
                                               redis_sync: redis.Redis) -> None:
     store = ShopperStore(redis_async)
-    await store.record_purchases("B", [(1, 2000), (2, 1000)])
-    await store.record_purchases("B", [(1, 1500), (2, 3000)])  # late-arriving older line
+    await store.record_purchases({"B": [(1, 2000), (2, 1000)]})
+    await store.record_purchases({"B": [(1, 1500), (2, 3000)]})  # late-arriving older line
     hot = redis_sync.hgetall(keys.shopper("B"))
     assert (hot[b"b:1"], hot[b"b:2"]) == (b"2000", b"3000")
 
